@@ -1,0 +1,1 @@
+"""Building every image the stages need, with or without a registry."""

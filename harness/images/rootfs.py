@@ -1,0 +1,69 @@
+"""Base images with no registry: a Debian rootfs from debootstrap, then `docker import`.
+
+This is how every image starts on an air-gapped machine; the result is labelled with the hash of
+its recipe so that a second run with the same suite and packages builds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.cache import recipe_hash
+from harness.images.docker import RECIPE_LABEL, image_is_current
+from harness.run import run
+
+log = logging.getLogger("stageproof.images")
+
+
+def ensure_rootfs_image(
+    tag: str,
+    *,
+    suite: str,
+    include: Sequence[str] = (),
+    variant: str = "minbase",
+    changes: Sequence[str] = (),
+    extra_label: str = "",
+) -> str:
+    """Build `tag` from `debootstrap --variant=<variant> --include=<include> <suite>` unless current.
+
+    `changes` are Dockerfile instructions for `docker import --change` (ENV, ENTRYPOINT, ...).
+    """
+    recipe = recipe_hash("rootfs-v1", suite, variant, *sorted(include), *changes, extra_label)
+    if image_is_current(tag, recipe):
+        log.info("image %s is current (recipe %s)", tag, recipe)
+        return tag
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="stageproof-rootfs-"))
+    try:
+        rootfs = workdir / "rootfs"
+        cmd = ["debootstrap", f"--variant={variant}"]
+        if include:
+            cmd.append("--include=" + ",".join(include))
+        run([*cmd, suite, str(rootfs)])
+        _trim(rootfs)
+        args = ["docker", "import", "--change", f"LABEL {RECIPE_LABEL}={recipe}"]
+        for change in changes:
+            args += ["--change", change]
+        run(["tar", "-C", str(rootfs), "-cf", str(workdir / "rootfs.tar"), "."])
+        run([*args, str(workdir / "rootfs.tar"), tag])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    log.info("built %s from debootstrap %s in %.0fs", tag, suite, time.monotonic() - started)
+    return tag
+
+
+def _trim(rootfs: Path) -> None:
+    """Drop apt caches and docs: they only make the image bigger."""
+    for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+        target = rootfs / sub
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
