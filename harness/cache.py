@@ -19,7 +19,7 @@ def recipe_hash(*inputs: str | Path, length: int = 12) -> str:
     """A short stable hash of files (recursively for directories) and literal strings."""
     digest = hashlib.sha256()
     for item in inputs:
-        path = Path(item) if not isinstance(item, str) or os.path.exists(item) else None
+        path = Path(item) if not isinstance(item, str) or Path(item).exists() else None
         if path is None:
             digest.update(b"s:" + str(item).encode())
             continue

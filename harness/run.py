@@ -36,7 +36,7 @@ def run(
     merged_env = {**os.environ, **env} if env is not None else None
     started = time.monotonic()
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 - an argv list, never a shell
             argv,
             cwd=cwd,
             env=merged_env,

@@ -1,0 +1,28 @@
+"""The application factory: settings from the environment, one engine, the blueprints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+from app import ops, users
+from app.db import make_engine
+from app.errors import register_error_handlers
+from app.observability import configure_logging, instrument
+from app.settings import Settings
+
+
+def create_app(env: Mapping[str, str] | None = None) -> Flask:
+    settings = Settings.from_env(env)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.json.sort_keys = False  # keys in column order: id, name, email
+    app.json.compact = True
+    app.extensions["engine"] = make_engine(settings.database_url)
+    register_error_handlers(app)
+    instrument(app, settings.release_id)
+    app.register_blueprint(users.bp)
+    app.register_blueprint(ops.bp)
+    return app

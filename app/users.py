@@ -1,0 +1,64 @@
+"""The users API: list, read one, create (validated, all or nothing)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.auth import require_token
+from app.db import users
+from app.errors import ApiError
+
+bp = Blueprint("users", __name__)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+COLUMNS = (users.c.id, users.c.name, users.c.email)
+
+
+@bp.get("/users")
+def list_users() -> Any:
+    with current_app.extensions["engine"].connect() as conn:
+        rows = conn.execute(select(*COLUMNS).order_by(users.c.id)).mappings().all()
+    return jsonify([dict(row) for row in rows])
+
+
+@bp.get("/users/<int:user_id>")
+def get_user(user_id: int) -> Any:
+    with current_app.extensions["engine"].connect() as conn:
+        row = conn.execute(select(*COLUMNS).where(users.c.id == user_id)).mappings().first()
+    if row is None:
+        raise ApiError(404, f"user {user_id} not found")
+    return jsonify(dict(row))
+
+
+@bp.post("/users")
+@require_token
+def create_user() -> Any:
+    fields = validate_new_user(request.get_json(silent=True))
+    try:
+        with current_app.extensions["engine"].begin() as conn:
+            new_id = conn.execute(users.insert().values(**fields)).inserted_primary_key[0]
+    except IntegrityError as err:
+        raise ApiError(409, f"a user with email {fields['email']!r} already exists", field="email") from err
+    return jsonify({"id": new_id, **fields}), 201, {"Location": f"/users/{new_id}"}
+
+
+def validate_new_user(body: object) -> dict[str, str]:
+    """Name and email, both non-empty strings within the column sizes; nothing else."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    unknown = sorted(set(body) - {"name", "email"})
+    if unknown:
+        raise ApiError(422, f"unknown field {unknown[0]!r}", field=unknown[0])
+    for field, limit in (("name", 80), ("email", 255)):
+        value = body.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise ApiError(422, f"{field} is required and must be a non-empty string", field=field)
+        if len(value) > limit:
+            raise ApiError(422, f"{field} is longer than {limit} characters", field=field)
+    if not EMAIL.match(body["email"]):
+        raise ApiError(422, "email is not a valid address", field="email")
+    return {"name": body["name"].strip(), "email": body["email"].strip().lower()}

@@ -1,0 +1,1 @@
+"""The contract: cases from the app's contract file, run verbatim against any deployment."""

@@ -1,0 +1,183 @@
+"""The pytest front door: `--stage`, `--keep`, `--base-url`, fixtures and the run summary.
+
+Stage folders declare which stages they run with `stage = stage_fixture("local-sqlite", ...)`
+in their conftest; the contract suite only asks for `deployment`/`contract_client`.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config import Settings, load_settings
+from harness.contract.cases import Case, load_cases
+from harness.contract.runner import ContractClient
+from harness.errors import ConfigError, StageUnavailable
+from harness.lifecycle import StageRunner, in_ci
+from harness.report import Ledger
+from harness.stage import Deployment, Stage
+
+RUNNER_KEY = pytest.StashKey[StageRunner]()
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stageproof")
+    group.addoption("--stage", action="append", default=[], metavar="NAME",
+                    help="run only these stages (repeatable); default: every stage of the selected folders")
+    group.addoption("--keep", action="store_true", help="leave the environments up after the run, for debugging")
+    group.addoption("--base-url", metavar="URL", help="run the contract against an already running deployment")
+    group.addoption("--release", metavar="ID", help="with --base-url: the release id /version must report")
+    group.addoption("--stageproof-config", metavar="PATH", help="the app's config file (default stageproof.toml)")
+    group.addoption("--stageproof-report", metavar="PATH", help="also write the run summary as JSON here")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("stageproof stages own real environments: run without -n (pytest-xdist)")
+    if config.getoption("base_url") and config.getoption("keep"):
+        raise pytest.UsageError("--keep has no effect with --base-url: stageproof did not start that deployment")
+    # SIGTERM (CI cancel, IDE stop) unwinds like Ctrl-C so fixtures tear their stage down.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    """Loaded on first use, so the harness's own unit tests need no config file."""
+    if SETTINGS_KEY not in config.stash:
+        try:
+            config.stash[SETTINGS_KEY] = load_settings(config.getoption("stageproof_config"))
+        except ConfigError as err:
+            raise pytest.UsageError(str(err)) from None
+    return config.stash[SETTINGS_KEY]
+
+
+def _runner(config: pytest.Config) -> StageRunner:
+    if RUNNER_KEY not in config.stash:
+        config.stash[RUNNER_KEY] = StageRunner(_settings(config), keep=config.getoption("keep"),
+                                               release=config.getoption("release"))
+    return config.stash[RUNNER_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is not None:
+        runner.stop_all()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "contract_case" in metafunc.fixturenames:
+        settings = _settings(metafunc.config)
+        cases = load_cases(settings.contract.cases)
+        metafunc.parametrize("contract_case", cases, ids=[case.name for case in cases])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep only the selected stages; run contract cases before stage-only checks."""
+    wanted = set(config.getoption("stage"))
+    if wanted:
+        kept = [item for item in items if _stage_of(item) in wanted | {None}]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+    items.sort(key=lambda item: 0 if item.get_closest_marker("contract") else 1)
+
+
+def _stage_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("stage") if callspec else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    stage = _stage_of(item) or ("external" if item.config.getoption("base_url") else None)
+    if stage is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    if report.when != "call" and report.outcome == "skipped" and call.excinfo is None:
+        return
+    runner = _runner(item.config)
+    runner.ledger.outcome(stage, report.outcome, contract=item.get_closest_marker("contract") is not None,
+                          seconds=report.duration)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    runner = config.stash.get(RUNNER_KEY, None)
+    if runner is None or not runner.ledger.stages:
+        return
+    terminalreporter.write_sep("=", "stageproof summary")
+    terminalreporter.write_line(runner.ledger.table())
+    target = config.getoption("stageproof_report")
+    if target:
+        runner.ledger.write_json(Path(target))
+
+
+# -- fixtures --------------------------------------------------------------------------------
+def stage_fixture(*names: str) -> Callable[..., Any]:
+    """A session fixture parametrized over `names`: the stage object, up and ready."""
+
+    @pytest.fixture(scope="session", params=list(names), ids=list(names))
+    def stage(request: pytest.FixtureRequest) -> Iterator[Stage | None]:
+        if request.config.getoption("base_url"):
+            yield None
+            return
+        runner = _runner(request.config)
+        try:
+            live, _ = runner.start(request.param)
+        except StageUnavailable as err:
+            if in_ci():
+                raise
+            pytest.skip(f"stage {request.param} cannot run here: {err}")
+        yield live
+        runner.stop(request.param)
+
+    return stage
+
+
+@pytest.fixture(scope="session")
+def stageproof_settings(pytestconfig: pytest.Config) -> Settings:
+    return _settings(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def stage_runner(pytestconfig: pytest.Config) -> StageRunner:
+    return _runner(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def stage() -> Stage | None:
+    """Outside a stage folder there is no stage: only --base-url can provide a deployment."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_settings: Settings) -> Deployment:
+    base_url = pytestconfig.getoption("base_url")
+    if base_url:
+        runner = _runner(pytestconfig)
+        return Deployment("external", base_url.rstrip("/"), runner.release, stageproof_settings.app.token)
+    if stage is None:
+        pytest.fail("no stage selected: run a tests/<stage> folder, or pass --base-url URL", pytrace=False)
+    assert stage.deployment is not None
+    return stage.deployment
+
+
+@pytest.fixture
+def contract_client(deployment: Deployment) -> ContractClient:
+    return ContractClient(deployment)
+
+
+@pytest.fixture
+def ledger(stage_runner: StageRunner) -> Ledger:
+    return stage_runner.ledger
+
+
+__all__ = ["Case", "stage_fixture"]

@@ -1,0 +1,73 @@
+"""Long-running local processes (gunicorn, mariadbd) owned by a stage: started, logged, stopped.
+
+Each process gets its own process group so that stopping it also stops its workers, and its
+output goes to a log file the stage can attach to a failure report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger("stageproof.process")
+
+
+class ManagedProcess:
+    """One background process with its log file; `stop()` is always safe to call."""
+
+    def __init__(self, name: str, cmd: Sequence[str], *, log_path: Path, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.cmd = list(cmd)
+        self.log_path = log_path
+        self.cwd = cwd
+        self.env = dict(env) if env is not None else None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        log.info("start %s: %s", self.name, shlex.join(self.cmd))
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                self.cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def exit_code(self) -> int | None:
+        """None while running."""
+        return self._proc.poll() if self._proc else None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the whole group, then SIGKILL after `grace` seconds."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("%s ignored SIGTERM for %.0fs; killing it", self.name, grace)
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.info("stopped %s (exit %s)", self.name, proc.returncode)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)

@@ -1,0 +1,1 @@
+"""Backing services a stage may start itself, one small class each."""

@@ -1,0 +1,106 @@
+"""A throwaway MariaDB server process (MySQL protocol) for the local-mysql stage.
+
+Temporary datadir, a free loopback port, removed in `stop()`. No Docker needed: Debian's
+`mariadb-server` package provides `mariadb-install-db` and `mariadbd`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pymysql
+from sqlalchemy.engine import URL
+
+from harness.errors import StageUnavailable
+from harness.net import LOOPBACK, free_port
+from harness.process import ManagedProcess
+from harness.run import run
+from harness.wait import wait_until
+
+SERVER_BINARIES = ("mariadbd", "mysqld")
+INSTALL_BINARIES = ("mariadb-install-db", "mysql_install_db")
+
+
+class MariaDBServer:
+    """Start with `start()`, hand out `url(...)`, always `stop()`."""
+
+    def __init__(self, *, database: str, user: str, password: str, start_timeout: float = 60) -> None:
+        self.database = database
+        self.user = user
+        self.password = password
+        self.start_timeout = start_timeout
+        self.port = 0
+        self._workdir: Path | None = None
+        self._process: ManagedProcess | None = None
+
+    def start(self) -> MariaDBServer:
+        server, installer = _find(SERVER_BINARIES), _find(INSTALL_BINARIES)
+        self._workdir = Path(tempfile.mkdtemp(prefix="stageproof-mariadb-"))
+        datadir = self._workdir / "data"
+        run([installer, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=socket",
+             "--skip-test-db", f"--user={_os_user()}"])
+        self.port = free_port()
+        self._process = ManagedProcess("mariadbd", [
+            server, "--no-defaults", f"--datadir={datadir}", f"--socket={self.socket}",
+            f"--port={self.port}", f"--bind-address={LOOPBACK}", f"--user={_os_user()}",
+            f"--pid-file={self._workdir / 'mariadbd.pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
+            "--skip-name-resolve",
+        ], log_path=self._workdir / "mariadbd.log").start()
+        wait_until(self._create_database, what=f"MariaDB on {LOOPBACK}:{self.port} to accept connections",
+                   timeout=self.start_timeout, retry_on=(pymysql.err.OperationalError,),
+                   diagnostics=self._process.output)
+        return self
+
+    @property
+    def socket(self) -> Path:
+        assert self._workdir is not None
+        return self._workdir / "mariadbd.sock"
+
+    def url(self) -> str:
+        return URL.create("mysql", self.user, self.password, LOOPBACK, self.port,
+                          self.database).render_as_string(hide_password=False)
+
+    def logs(self) -> str:
+        return self._process.output() if self._process else ""
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def _create_database(self) -> None:
+        """Connect as root over the socket; create the database and the app's user."""
+        if self._process is not None and self._process.exit_code() is not None:
+            raise StageUnavailable(f"mariadbd exited with {self._process.exit_code()}:\n{self.logs()[-2000:]}")
+        conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+                cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (self.user, self.password))
+                cur.execute(f"GRANT ALL ON `{self.database}`.* TO %s@'%%'", (self.user,))
+            conn.commit()
+        finally:
+            conn.close()
+
+
+def _find(candidates: tuple[str, ...]) -> str:
+    for name in candidates:
+        path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+        if path:
+            return path
+    raise StageUnavailable(
+        f"none of {', '.join(candidates)} found: install Debian's mariadb-server "
+        "(scripts/setup-machine.sh does) or set DATABASE_URL to a running MySQL server"
+    )
+
+
+def _os_user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name

@@ -1,0 +1,1 @@
+"""One module per stage driver; they share pieces through harness/*, never each other."""
