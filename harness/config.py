@@ -145,10 +145,16 @@ class Settings(_Section):
     stages: StageSettings = StageSettings()
 
 
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Read the config file named by `path`, `$STAGEPROOF_CONFIG`, or `./stageproof.toml`."""
+def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The config file named by `path`, else `$STAGEPROOF_CONFIG`, else `./stageproof.toml`."""
     env = os.environ if env is None else env
-    config_path = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+    return Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG).resolve()
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the config file (see `config_path`); env overrides apply."""
+    env = os.environ if env is None else env
+    config_path = _config_path(path, env)
     try:
         raw = tomllib.loads(config_path.read_text())
     except FileNotFoundError as err:
@@ -156,6 +162,9 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{config_path}: not valid TOML: {err}") from err
     return parse_settings(_apply_env(raw, env), root=config_path.parent, source=str(config_path))
+
+
+_config_path = config_path
 
 
 def parse_settings(raw: Mapping[str, Any], *, root: Path, source: str = "config") -> Settings:

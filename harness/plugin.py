@@ -19,7 +19,7 @@ from harness.contract.runner import ContractClient
 from harness.errors import ConfigError, StageUnavailable
 from harness.lifecycle import StageRunner, in_ci
 from harness.report import Ledger
-from harness.stage import Deployment, Stage
+from harness.stage import Deployment, Stage, get_stage
 
 RUNNER_KEY = pytest.StashKey[StageRunner]()
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requires(*capabilities): a check that needs these stage capabilities")
+    config.addinivalue_line("markers", "contract: the shared contract suite, run verbatim against every stage")
     if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("stageproof stages own real environments: run without -n (pytest-xdist)")
     if config.getoption("base_url") and config.getoption("keep"):
@@ -81,13 +83,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep only the selected stages; run contract cases before stage-only checks."""
+    """Keep the selected stages and the checks they can run; contract cases go first."""
     wanted = set(config.getoption("stage"))
-    if wanted:
-        kept = [item for item in items if _stage_of(item) in wanted | {None}]
+    kept = [item for item in items if (not wanted or _stage_of(item) in wanted | {None}) and _applicable(item)]
+    if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
     items.sort(key=lambda item: 0 if item.get_closest_marker("contract") else 1)
+
+
+def _applicable(item: pytest.Item) -> bool:
+    """A `requires(...)` check runs only on a stage with those capabilities; a note says so."""
+    marker = item.get_closest_marker("requires")
+    if marker is None:
+        return True
+    stage = _stage_of(item)
+    missing = sorted(set(marker.args) - get_stage(stage).capabilities) if stage else list(marker.args)
+    if missing and stage:
+        _runner(item.config).ledger.record(stage).notes.append(
+            f"not applicable: {item.originalname} (the stage cannot {', '.join(missing)})")
+    return not missing
 
 
 def _stage_of(item: pytest.Item) -> str | None:
@@ -170,6 +185,11 @@ def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_sett
     return stage.deployment
 
 
+@pytest.fixture(scope="session")
+def contract_cases(stageproof_settings: Settings) -> list[Case]:
+    return load_cases(stageproof_settings.contract.cases)
+
+
 @pytest.fixture
 def contract_client(deployment: Deployment) -> ContractClient:
     return ContractClient(deployment)
@@ -179,5 +199,3 @@ def contract_client(deployment: Deployment) -> ContractClient:
 def ledger(stage_runner: StageRunner) -> Ledger:
     return stage_runner.ledger
 
-
-__all__ = ["Case", "stage_fixture"]

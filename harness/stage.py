@@ -41,6 +41,8 @@ class Stage:
     """Base of every stage driver. Subclasses set `name` and implement up/down/logs."""
 
     name: ClassVar[str] = ""
+    #: the folder under tests/ that holds this stage's checks (the contract runs everywhere)
+    tests_folder: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
@@ -61,8 +63,23 @@ class Stage:
         """The app's (and its backing services') logs, for failure reports."""
         raise NotImplementedError
 
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        """None when this machine can run the stage, else what is missing (for `status`)."""
+        return None
+
+    @classmethod
+    def reap(cls, settings: Settings) -> list[str]:
+        """Remove what killed runs of this stage left behind (by run label); returns what went."""
+        return []
+
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    def app_identity(self) -> str:
+        """Who serves the app (pids, container ids + start times, pod uids + restarts): a check
+        compares it before and after an outage to prove the app was not restarted."""
+        raise CapabilityMissing(f"stage {self.name} cannot identify its app instances")
 
     def restart_app(self) -> None:
         raise CapabilityMissing(f"stage {self.name} cannot restart the app")

@@ -47,6 +47,7 @@ class Case(_Model):
     request: Request | None = None
     expect: Expect | None = None
     save: dict[str, str] = Field(default_factory=dict)
+    fresh_only: bool = False
 
     @model_validator(mode="after")
     def _one_form(self) -> Case:

@@ -11,9 +11,8 @@ import pytest
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
 
-pytestmark = pytest.mark.contract
 
-
+@pytest.mark.contract  # on the function, so the mark travels with it into every stage folder
 def test_contract_case(contract_case: Case, contract_client: ContractClient) -> None:
     result = contract_client.run_case(contract_case)
     assert result.passed, f"contract case {contract_case.name!r} failed:\n  " + "\n  ".join(result.problems)

@@ -37,14 +37,30 @@ class MariaDBServer:
         self._process: ManagedProcess | None = None
 
     def start(self) -> MariaDBServer:
-        server, installer = _find(SERVER_BINARIES), _find(INSTALL_BINARIES)
+        """Initialise a fresh datadir on a free port, start the server, create db and user."""
+        installer = _find(INSTALL_BINARIES)
         self._workdir = Path(tempfile.mkdtemp(prefix="stageproof-mariadb-"))
-        datadir = self._workdir / "data"
-        run([installer, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=socket",
+        run([installer, "--no-defaults", f"--datadir={self.datadir}", "--auth-root-authentication-method=socket",
              "--skip-test-db", f"--user={_os_user()}"])
         self.port = free_port()
+        self.resume()
+        return self
+
+    @property
+    def datadir(self) -> Path:
+        assert self._workdir is not None
+        return self._workdir / "data"
+
+    def pause(self) -> None:
+        """Stop the server but keep its data: a database outage, as in a restart."""
+        if self._process is not None:
+            self._process.stop()
+
+    def resume(self) -> None:
+        """(Re)start the server on the same port and datadir and wait until it answers."""
+        assert self._workdir is not None
         self._process = ManagedProcess("mariadbd", [
-            server, "--no-defaults", f"--datadir={datadir}", f"--socket={self.socket}",
+            _find(SERVER_BINARIES), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={self.port}", f"--bind-address={LOOPBACK}", f"--user={_os_user()}",
             f"--pid-file={self._workdir / 'mariadbd.pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
             "--skip-name-resolve",
@@ -52,7 +68,6 @@ class MariaDBServer:
         wait_until(self._create_database, what=f"MariaDB on {LOOPBACK}:{self.port} to accept connections",
                    timeout=self.start_timeout, retry_on=(pymysql.err.OperationalError,),
                    diagnostics=self._process.output)
-        return self
 
     @property
     def socket(self) -> Path:
@@ -87,6 +102,16 @@ class MariaDBServer:
             conn.commit()
         finally:
             conn.close()
+
+
+def mariadb_missing() -> str | None:
+    """None when a MariaDB/MySQL server can be started here, else what to install."""
+    try:
+        _find(SERVER_BINARIES)
+        _find(INSTALL_BINARIES)
+    except StageUnavailable as err:
+        return str(err)
+    return None
 
 
 def _find(candidates: tuple[str, ...]) -> str:

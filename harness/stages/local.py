@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import StageUnavailable
+from harness.config import Settings
+from harness.errors import CapabilityMissing, StageUnavailable
 from harness.net import LOOPBACK, free_port
 from harness.process import ManagedProcess
 from harness.run import run
-from harness.services.mariadb import MariaDBServer
+from harness.services.mariadb import MariaDBServer, mariadb_missing
 from harness.stage import Deployment, Stage, register
 from harness.wait import http_ok, wait_until
 
@@ -25,7 +26,8 @@ from harness.wait import http_ok, wait_until
 class LocalStage(Stage):
     """Seed, then serve; subclasses provide the database URL."""
 
-    capabilities = frozenset({"restart_app"})
+    tests_folder = "local"
+    capabilities = frozenset({"restart_app", "app_identity"})
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -72,6 +74,9 @@ class LocalStage(Stage):
     def logs(self) -> str:
         app = self._server.output() if self._server else ""
         return f"--- app ---\n{app}\n--- database ---\n{self.database_logs()}"
+
+    def app_identity(self) -> str:
+        return f"pid {self._server.pid if self._server else None}"
 
     def restart_app(self) -> None:
         """Stop the gunicorn process (SIGTERM, graceful) and start a fresh one on the same port."""
@@ -131,7 +136,15 @@ class LocalSqlite(LocalStage):
 class LocalMysql(LocalStage):
     """MySQL protocol: $DATABASE_URL if it names a MySQL server, else a throwaway MariaDB."""
 
+    capabilities = LocalStage.capabilities | {"stop_database"}
+
     _mariadb: MariaDBServer | None = None
+
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        if os.environ.get(settings.app.env.database_url, "").startswith(("mysql", "mariadb")):
+            return None
+        return mariadb_missing()
 
     def database_url(self, workdir: Path) -> str:
         given = os.environ.get(self.settings.app.env.database_url, "")
@@ -145,6 +158,17 @@ class LocalMysql(LocalStage):
 
     def database_logs(self) -> str:
         return self._mariadb.logs() if self._mariadb else ""
+
+    def stop_database(self) -> None:
+        self._own_mariadb().pause()
+
+    def start_database(self) -> None:
+        self._own_mariadb().resume()
+
+    def _own_mariadb(self) -> MariaDBServer:
+        if self._mariadb is None:
+            raise CapabilityMissing("local-mysql controls the database only when it started it (no DATABASE_URL)")
+        return self._mariadb
 
     def stop_database_server(self) -> None:
         if self._mariadb is not None:

@@ -1,0 +1,1 @@
+"""Stage-only checks shared by every stage that has the capability they need."""

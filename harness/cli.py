@@ -1,0 +1,152 @@
+"""The command-line front door: `stageproof up | test | down | status | stages | images`.
+
+Each command is a short function over the typed settings; `test` hands over to pytest so the
+CLI and `pytest tests/<stage>` run exactly the same suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.config import Settings, config_path, load_settings
+from harness.errors import StageproofError
+from harness.lifecycle import StageRunner
+from harness.run import run
+from harness.stage import get_stage, stage_names
+
+log = logging.getLogger("stageproof")
+
+
+def cmd_stages(settings: Settings, args: argparse.Namespace) -> int:
+    for name in stage_names():
+        print(name)
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Which stages this machine can run, and why not."""
+    for name in args.stage or stage_names():
+        missing = get_stage(name).availability(settings)
+        print(f"{name:<14} {'ready' if missing is None else 'unavailable: ' + missing}")
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Bring one stage up and keep it until Ctrl-C (or leave it, with --detach)."""
+    runner = StageRunner(settings, keep=args.detach)
+    _, deployment = runner.start(args.stage)
+    print(f"{deployment.stage} is up at {deployment.base_url} (release {deployment.release})")
+    if args.detach:
+        print(f"left running; remove it with: stageproof down --stage {args.stage}")
+        return 0
+    print("press Ctrl-C to tear it down")
+    try:
+        _block_forever()
+    except KeyboardInterrupt:
+        print("tearing down ...")
+    finally:
+        runner.stop_all()
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    """Reap what earlier runs left behind (found by their run labels)."""
+    names = stage_names() if args.all else [args.stage]
+    removed = [item for name in names for item in get_stage(name).reap(settings)]
+    print("\n".join(f"removed {item}" for item in removed) or "nothing to remove")
+    return 0
+
+
+def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the stage's test folder (contract + stage checks) in a pytest process of its own."""
+    targets: list[str] = []
+    for name in args.stage:
+        folder = settings.root / "tests" / get_stage(name).tests_folder
+        if folder.is_dir() and str(folder) not in targets:
+            targets.append(str(folder))
+    if not targets:  # a team's repo without our tests/: the contract suite alone
+        targets = ["--pyargs", "harness.contract.suite"]
+    pytest_args = [*targets, "-p", "no:cacheprovider", "--stageproof-config", str(args.config_path)]
+    pytest_args += [arg for name in args.stage for arg in ("--stage", name)]
+    pytest_args += ["--keep"] if args.keep else []
+    pytest_args += ["--base-url", args.base_url] if args.base_url else []
+    proc = run([sys.executable, "-m", "pytest", *pytest_args, *args.pytest_args], check=False, capture=False)
+    return proc.returncode
+
+
+def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "kind-node":
+        from harness.images.kind_node import ensure_kind_node_image
+
+        print(ensure_kind_node_image(force=args.force))
+        return 0
+    from harness.images.build import ensure_images
+
+    for role, tag in ensure_images(settings).items():
+        print(f"{role}: {tag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stageproof", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", dest="config_path", type=Path, default=None,
+                        help="the app's config file (default: $STAGEPROOF_CONFIG or ./stageproof.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every command the harness runs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("stages", help="list the stages").set_defaults(func=cmd_stages)
+    status = sub.add_parser("status", help="which stages this machine can run")
+    status.add_argument("--stage", action="append")
+    status.set_defaults(func=cmd_status)
+    up = sub.add_parser("up", help="bring one stage up and print its URL")
+    up.add_argument("--stage", required=True)
+    up.add_argument("--detach", action="store_true", help="leave it running and return")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove what earlier runs left behind")
+    target = down.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stage")
+    target.add_argument("--all", action="store_true")
+    down.set_defaults(func=cmd_down)
+    test = sub.add_parser("test", help="run the contract (and the stage's checks) against stages")
+    test.add_argument("--stage", action="append", default=None)
+    test.add_argument("--keep", action="store_true", help="leave the environment up afterwards")
+    test.add_argument("--base-url", help="test an already running deployment instead")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest (after --)")
+    test.set_defaults(func=cmd_test)
+    images = sub.add_parser("images", help="build the images the stages need (cached)")
+    images.add_argument("what", choices=["build", "kind-node"])
+    images.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    images.set_defaults(func=cmd_images)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]
+    if args.command == "test" and not args.stage:
+        args.stage = ["local-sqlite"]
+    try:
+        args.config_path = config_path(args.config_path)
+        settings = load_settings(args.config_path)
+        return int(args.func(settings, args))
+    except StageproofError as err:
+        print(f"stageproof: error: {err}", file=sys.stderr)
+        for note in getattr(err, "__notes__", []):
+            print(note, file=sys.stderr)
+        return 2
+
+
+def _block_forever() -> None:
+    import threading
+
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

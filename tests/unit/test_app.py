@@ -1,0 +1,99 @@
+"""The reference app itself: 12-factor config, auth, validation, readiness, seed idempotence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.seed import seed
+from app.settings import Settings, SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}", "API_TOKEN": "s3cret", "RELEASE_ID": "r1"}
+    seed(Settings.from_env(env))
+    return env
+
+
+@pytest.fixture
+def client(env: dict[str, str]) -> FlaskClient:
+    return create_app(env).test_client()
+
+
+def test_seed_twice_gives_the_same_data(env: dict[str, str], client: FlaskClient) -> None:
+    before = client.get("/users").data
+    assert seed(Settings.from_env(env)) == 0
+    assert client.get("/users").data == before
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"Authorization": "Bearer nope"}, 403),
+                                                 ({"Authorization": "Basic s3cret"}, 401)])
+def test_writes_need_the_bearer_token(client: FlaskClient, headers: dict[str, str], status: int) -> None:
+    assert client.post("/users", json={"name": "x", "email": "x@example.com"}, headers=headers).status_code == status
+
+
+def test_reads_are_public(client: FlaskClient) -> None:
+    assert client.get("/users").status_code == 200
+
+
+def test_writes_are_open_without_a_configured_token(env: dict[str, str]) -> None:
+    client = create_app({**env, "API_TOKEN": ""}).test_client()
+    assert client.post("/users", json={"name": "x", "email": "x@example.com"}).status_code == 201
+
+
+@pytest.mark.parametrize(("body", "field"), [({"email": "a@b.co"}, "name"), ({"name": "a", "email": 3}, "email"),
+                                             ({"name": "a" * 81, "email": "a@b.co"}, "name")])
+def test_invalid_input_names_the_field_and_writes_nothing(client: FlaskClient, body: dict, field: str) -> None:
+    resp = client.post("/users", json=body, headers=TOKEN)
+    assert resp.status_code == 422 and resp.json["field"] == field
+    assert len(client.get("/users").json) == 2
+
+
+def test_readiness_reports_an_unreachable_database(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "mysql://u:p@127.0.0.1:9/db"}  # port 9 on loopback: nothing listens
+    resp = create_app(env).test_client().get("/readyz")
+    assert resp.status_code == 503 and "database unreachable" in resp.json["reason"]
+
+
+def test_liveness_needs_no_database() -> None:
+    assert create_app({"DATABASE_URL": "mysql://u:p@127.0.0.1:9/db"}).test_client().get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("url", ["postgres://x/y", "mysql://u:p@h:1", "::::"])
+def test_bad_database_url_is_one_clear_error(url: str) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_URL"):
+        Settings.from_env({"DATABASE_URL": url})
+
+
+def test_bad_database_url_stops_gunicorn_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "app.wsgi:app"],
+        cwd=ROOT, env={"DATABASE_URL": "postgres://nope", "PORT": "0", "HOST": "127.0.0.1", "PATH": "/usr/bin"},
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert proc.returncode != 0
+    assert "app: cannot start: DATABASE_URL scheme 'postgres' is not supported" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_openapi_describes_every_route(client: FlaskClient) -> None:
+    documented = set(client.get("/openapi.json").json["paths"])
+    routes = {rule.rule.replace("<int:user_id>", "{id}") for rule in client.application.url_map.iter_rules()
+              if rule.endpoint != "static"}
+    assert routes == documented
+
+
+def test_each_request_is_one_json_log_line(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
+    create_app(env).test_client().get("/users")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {"method": "GET", "path": "/users", "status": 200, "release": "r1"}.items() <= lines[-1].items()

@@ -1,0 +1,69 @@
+"""The config file is validated with one error naming the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_settings, parse_settings
+from harness.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reference() -> dict:
+    return tomllib.loads((ROOT / "stageproof.toml").read_text())
+
+
+def test_reference_config_loads_with_typed_values() -> None:
+    settings = load_settings(ROOT / "stageproof.toml", env={})
+    assert settings.app.port == 8000
+    assert settings.contract.cases == ROOT / "contract.toml"
+    assert settings.app.local.workdir == ROOT
+
+
+def test_unknown_key_is_named() -> None:
+    raw = reference()
+    raw["app"]["colour"] = "blue"
+    with pytest.raises(ConfigError, match=r"app\.colour: unknown key"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_missing_path_is_named() -> None:
+    raw = reference()
+    raw["contract"]["cases"] = "nowhere.toml"
+    with pytest.raises(ConfigError, match=r"contract\.cases: path does not exist: .*nowhere\.toml"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_wrong_type_is_named() -> None:
+    raw = reference()
+    raw["app"]["port"] = "eighty"
+    with pytest.raises(ConfigError, match=r"app\.port: .*integer"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_missing_required_key_is_named() -> None:
+    raw = reference()
+    del raw["app"]["local"]["serve"]
+    with pytest.raises(ConfigError, match=r"app\.local\.serve: Field required"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="STAGEPROOF_CONFIG"):
+        load_settings(tmp_path / "absent.toml", env={})
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    bad = tmp_path / "stageproof.toml"
+    bad.write_text("[app\nname = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad, env={})
+
+
+def test_airgap_comes_from_the_environment() -> None:
+    settings = load_settings(ROOT / "stageproof.toml", env={"STAGEPROOF_AIRGAP": "1"})
+    assert settings.images is not None and settings.images.airgap == "always"
