@@ -1,0 +1,131 @@
+"""`stageproof images kind-node`: a kind node image built with no registry.
+
+kind's own `kind build node-image` pulls etcd, CoreDNS, pause and the CNI from a registry, which
+our machines cannot reach. So we build every part here (Go module proxy + Debian packages), put
+the images into the node's containerd ourselves and commit the node with kind's entrypoint.
+Every step is cached outside the checkout, keyed by versions and recipe hash: a second run with
+nothing changed only inspects one image label.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from harness.cache import recipe_hash
+from harness.errors import StageUnavailable
+from harness.images.docker import RECIPE_LABEL, image_is_current
+from harness.images.kind_node_go import ensure_k8s_binaries, ensure_tool_binaries, go_version
+from harness.images.kind_node_images import (
+    cni_image,
+    ensure_built_image,
+    ensure_component_images,
+    ensure_node_rootfs,
+)
+from harness.images.kind_node_recipe import RECIPE_DIR, Versions, load_versions, note, step
+from harness.run import run
+from harness.wait import NotYet, wait_until
+
+NODE_ENTRYPOINT = 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]'
+
+
+def ensure_kind_node_image(*, force: bool = False) -> str:
+    """Build (or find cached) `stageproof/kind-node:<k8s version>`; returns the image tag.
+
+    `force` re-assembles the node image even when the cached one matches its recipe; the
+    binaries and component images stay cached by content either way.
+    """
+    started = time.monotonic()
+    v = load_versions()
+    ensure_kind_cli(v)
+    recipe = recipe_hash("kind-node-v1", RECIPE_DIR, go_version())
+    if not force and image_is_current(v.node_image, recipe):
+        note(f"{v.node_image} is current (recipe {recipe}); nothing to build")
+        return v.node_image
+    k8s_bin = ensure_k8s_binaries(v)
+    tools = ensure_tool_binaries(v)
+    images = ensure_component_images(v, k8s_bin, tools)
+    base = ensure_node_base(v, k8s_bin, tools["crictl"])
+    with step("node-image", f"import {len(images)} images into the node's containerd, commit {v.node_image}"):
+        assemble_node(base, images, v.node_image, recipe)
+    note(f"built {v.node_image} in {time.monotonic() - started:.1f}s")
+    return v.node_image
+
+
+def ensure_kind_cli(v: Versions) -> str:
+    """The `kind` on PATH (installed by scripts/setup-machine.sh); warn when it is another version."""
+    kind = shutil.which("kind")
+    if kind is None:
+        raise StageUnavailable(f"`kind` is not on PATH: run scripts/setup-machine.sh (kind {v.kind})")
+    version = run([kind, "version"]).stdout.strip()
+    if f"kind {v.kind} " not in version + " ":
+        note(f"warning: this image is made for kind {v.kind}, PATH has: {version}")
+    return kind
+
+
+def ensure_node_base(v: Versions, k8s_bin: Path, crictl: Path) -> str:
+    """Node rootfs + our units, entrypoint, configs, manifests and the kubeadm/kubelet/kubectl binaries."""
+    rootfs = ensure_node_rootfs(v)
+    tag = f"stageproof/kind-node-base:{v.kubernetes}"
+    files = {f"bin/{name}": k8s_bin / name for name in ("kubeadm", "kubelet", "kubectl")}
+    files["bin/crictl"] = crictl
+    for manifest in ("default-cni.yaml", "default-storage.yaml"):
+        files[f"files/kind/manifests/{manifest}"] = RECIPE_DIR / "node" / "manifests" / manifest
+    substitutions = {
+        "KUBERNETES_VERSION": v.kubernetes,
+        "PAUSE_IMAGE": f"registry.k8s.io/pause:{v.pause_image_tag}",
+        "CNI_IMAGE": cni_image(v),
+        "TOOLBOX_IMAGE": v.toolbox_image,
+        "LOCAL_PATH_IMAGE": f"docker.io/stageproof/local-path-provisioner:{v.local_path}",
+    }
+    with step("node-base", f"docker build {tag} FROM {rootfs}"):
+        return ensure_built_image(tag, RECIPE_DIR / "node", rootfs, files, substitutions)
+
+
+def assemble_node(base: str, images: list[str], tag: str, recipe: str) -> None:
+    """Run `base`, import `images` into its containerd (pinned, not unpacked), commit as `tag`."""
+    name = f"stageproof-kind-node-build-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="stageproof-kind-node-") as tmp:
+        archive = Path(tmp) / "images.tar"
+        run(["docker", "save", "-o", str(archive), *images])
+        run(["docker", "run", "-d", "--name", name, "--entrypoint", "sleep", base, "infinity"])
+        try:
+            run(["docker", "cp", str(archive), f"{name}:/kind/images.tar"])
+            _import_images(name, images)
+            run(["docker", "commit", "--change", NODE_ENTRYPOINT, "--change", f"LABEL {RECIPE_LABEL}={recipe}",
+                 name, tag])
+        finally:
+            run(["docker", "rm", "-f", name], check=False)
+
+
+def _import_images(container: str, images: list[str]) -> None:
+    """Start containerd in the build container just long enough to import the archive."""
+    run(["docker", "exec", "-d", container, "sh", "-c", "containerd >/var/log/containerd-build.log 2>&1"])
+
+    def ready() -> None:
+        if run(["docker", "exec", container, "ctr", "version"], check=False).returncode != 0:
+            raise NotYet("containerd socket not answering")
+
+    wait_until(ready, what="containerd in the node build container", timeout=60)
+    run(["docker", "exec", container, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms",
+         "--no-unpack", "--digests", "--label=io.cri-containerd.pinned=pinned", "/kind/images.tar"])
+    listed = set(run(["docker", "exec", container, "ctr", "--namespace=k8s.io", "images", "list", "-q"]).stdout.split())
+    missing = [ref for ref in images if _normalized(ref) not in listed]
+    if missing:
+        raise StageUnavailable(f"images missing from the node's containerd after import: {missing}")
+    run(["docker", "exec", container, "sh", "-c",
+         "kill $(pidof containerd); while pidof containerd >/dev/null; do sleep 0.2; done; "
+         "rm -f /kind/images.tar /var/log/containerd-build.log"])
+
+
+def _normalized(ref: str) -> str:
+    """containerd's full name for a Docker reference (docker.io/library/ defaults)."""
+    first = ref.split("/")[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{ref}"
+    return ref

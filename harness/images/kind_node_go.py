@@ -1,0 +1,82 @@
+"""Go builds for the kind node: Kubernetes and the helper programs, from the Go module proxy.
+
+Each wrapper module under `stages/kind-node/` builds in ONE `go build` (the 2 CI cores stay busy
+across packages); binaries land in the cache, keyed by the module files and the Go version, and a
+`.complete` marker makes a second run build nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.cache import cache_dir, recipe_hash
+from harness.images.kind_node_recipe import RECIPE_DIR, Versions, note, step
+from harness.run import run
+
+K8S_COMMANDS = ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
+                "kube-scheduler", "kube-proxy")
+GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+
+
+def go_version() -> str:
+    return run(["go", "env", "GOVERSION"]).stdout.strip()
+
+
+def k8s_ldflags(v: Versions) -> str:
+    """Version stamps kubeadm and `kubectl version` read; without them everything says v0.0.0."""
+    major, minor = v.kubernetes.lstrip("v").split(".")[:2]
+    stamps = {"gitVersion": v.kubernetes, "gitMajor": major, "gitMinor": minor,
+              "gitTreeState": "clean", "buildDate": v.build_date}
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {pkg}.{name}={value}" for name, value in stamps.items()]
+    return " ".join(flags)
+
+
+def _build(module: str, packages: Sequence[str], outputs: Sequence[str], ldflags: str, key: str) -> Path:
+    """`go build` `packages` of wrapper module `module` into a cache dir named by `key`."""
+    out = cache_dir("kind-node", "bin", f"{module}-{key}")
+    if (out / ".complete").exists():
+        note(f"{module} binaries cached in {out}")
+        return out
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run(["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{tmp}/", *packages],
+        cwd=RECIPE_DIR / module, env=GO_ENV)
+    missing = [name for name in outputs if not (tmp / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"go build of {module} did not produce {missing}")
+    shutil.rmtree(out)
+    tmp.rename(out)
+    (out / ".complete").write_text(key)
+    return out
+
+
+def ensure_k8s_binaries(v: Versions) -> Path:
+    """kubeadm, kubelet, kubectl and the control-plane binaries of `v.kubernetes`."""
+    key = recipe_hash(RECIPE_DIR / "k8s", v.kubernetes, v.build_date, go_version())
+    with step("go-kubernetes", f"go build Kubernetes {v.kubernetes} ({', '.join(K8S_COMMANDS)})"):
+        return _build("k8s", [f"k8s.io/kubernetes/cmd/{name}" for name in K8S_COMMANDS], K8S_COMMANDS,
+                      k8s_ldflags(v), key)
+
+
+def ensure_tool_binaries(v: Versions) -> dict[str, Path]:
+    """etcd, crictl, pause (tools), CoreDNS and local-path-provisioner: name -> binary path.
+
+    CoreDNS and the provisioner have their own modules: their client-go / logrus versions
+    cannot share one build list with crictl's.
+    """
+    gov = go_version()
+    with step("go-tools", f"go build etcd {v.etcd}, crictl {v.crictl}, pause"):
+        tools = _build("tools", ["go.etcd.io/etcd/server/v3", "sigs.k8s.io/cri-tools/cmd/crictl", "./cmd/pause"],
+                       ("server", "crictl", "pause"), "-s -w", recipe_hash(RECIPE_DIR / "tools", gov))
+    with step("go-coredns", f"go build CoreDNS {v.coredns} (kind's plugins only)"):
+        coredns = _build("coredns", ["."], ("coredns",), "-s -w", recipe_hash(RECIPE_DIR / "coredns", gov))
+    with step("go-local-path", f"go build local-path-provisioner {v.local_path}"):
+        local_path = _build("local-path", ["github.com/rancher/local-path-provisioner"],
+                            ("local-path-provisioner",), "-s -w", recipe_hash(RECIPE_DIR / "local-path", gov))
+    return {"etcd": tools / "server", "crictl": tools / "crictl", "pause": tools / "pause",
+            "coredns": coredns / "coredns", "local-path-provisioner": local_path / "local-path-provisioner"}
