@@ -1,0 +1,208 @@
+"""A kind cluster from our air-gapped node image works (issue 4).
+
+One cluster for the module, created from `stageproof/kind-node:<version>` with the project's kind
+config: node Ready, DNS, ClusterIP, a PVC on `standard`, port-forward, a NodePort published on
+127.0.0.1, and a delete that leaves nothing behind. Test pods run the Debian toolbox image that
+is already in the node (nothing can be pulled). STAGEPROOF_KIND_WORKERS=2 adds worker nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from kubernetes import client, config
+
+from harness.errors import StageUnavailable
+from harness.images.kind_node import ensure_kind_node_image
+from harness.images.kind_node_recipe import load_versions
+from harness.kind import CHECK_NODE_PORT, KindCluster, RenderedConfig, render_config
+from harness.lifecycle import in_ci
+from harness.net import LOOPBACK, free_port
+from harness.process import ManagedProcess
+from harness.run import run
+from harness.wait import NotYet, wait_for_http, wait_until
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "nodecheck"
+SERVER = """
+import http.server, socket
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello from " + socket.gethostname()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("", 8080), Hello).serve_forever()
+"""
+
+
+@dataclass
+class Cluster:
+    kind: KindCluster
+    ports: RenderedConfig
+    core: client.CoreV1Api
+    image: str
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    try:
+        image = ensure_kind_node_image()
+    except StageUnavailable as err:
+        if in_ci():
+            raise
+        pytest.skip(f"kind node image cannot be built here: {err}")
+    name = f"sp-node-{uuid.uuid4().hex[:6]}"
+    ports = render_config(name, workers=int(os.environ.get("STAGEPROOF_KIND_WORKERS", "0")))
+    kind = KindCluster(name, image, ports.path)
+    try:
+        seconds = kind.create()
+        print(f"[kind-node] kind create cluster {name} --wait: {seconds:.1f}s (nodes Ready)")
+        api = config.new_client_from_config(config_file=str(kind.kubeconfig))
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        yield Cluster(kind, ports, core, load_versions().toolbox_image)
+    finally:
+        kind.delete()
+
+
+@pytest.fixture(scope="module")
+def web(cluster: Cluster) -> str:
+    """A pod serving HTTP on 8080 behind a ClusterIP Service `web` and NodePort Service `web-nodeport`."""
+    labels = {"app": "web"}
+    probe = client.V1Probe(http_get=client.V1HTTPGetAction(path="/", port=8080), period_seconds=1)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="web", labels=labels),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name="web", image=cluster.image, image_pull_policy="Never", command=["python3", "-c", SERVER],
+            ports=[client.V1ContainerPort(container_port=8080)], readiness_probe=probe)]),
+    )
+    cluster.core.create_namespaced_pod(NAMESPACE, pod)
+    for svc_name, svc_type, node_port in (("web", "ClusterIP", None), ("web-nodeport", "NodePort", CHECK_NODE_PORT)):
+        port = client.V1ServicePort(port=80, target_port=8080, node_port=node_port)
+        spec = client.V1ServiceSpec(type=svc_type, selector=labels, ports=[port])
+        cluster.core.create_namespaced_service(NAMESPACE, client.V1Service(
+            metadata=client.V1ObjectMeta(name=svc_name), spec=spec))
+    wait_until(lambda: _ready(cluster.core, "web"), what="pod web to be Ready", timeout=120,
+               diagnostics=lambda: _describe(cluster.core, "web"))
+    return "web"
+
+
+def _ready(core: client.CoreV1Api, name: str) -> None:
+    pod = core.read_namespaced_pod(name, NAMESPACE)
+    if not any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+        raise NotYet(f"pod {name} is {pod.status.phase}")
+
+
+def _describe(core: client.CoreV1Api, name: str) -> str:
+    pod = core.read_namespaced_pod(name, NAMESPACE)
+    events = core.list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={name}")
+    return f"status: {pod.status}\nevents: " + "\n".join(e.message or "" for e in events.items)
+
+
+def run_in_pod(cluster: Cluster, name: str, script: str, *, volumes: dict[str, str] | None = None,
+               timeout: float = 120) -> str:
+    """Run `python3 -c script` in a one-shot pod; return its output (fails if the pod fails)."""
+    mounts = [client.V1VolumeMount(name=claim, mount_path=path) for claim, path in (volumes or {}).items()]
+    pod_volumes = [client.V1Volume(name=claim, persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+        claim_name=claim)) for claim in (volumes or {})]
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(restart_policy="Never", volumes=pod_volumes or None, containers=[client.V1Container(
+            name="main", image=cluster.image, image_pull_policy="Never", command=["python3", "-c", script],
+            volume_mounts=mounts or None)]),
+    )
+    cluster.core.create_namespaced_pod(NAMESPACE, pod)
+    try:
+        phase = wait_until(lambda: _finished(cluster.core, name), what=f"pod {name} to finish", timeout=timeout,
+                           diagnostics=lambda: _describe(cluster.core, name))
+        output = cluster.core.read_namespaced_pod_log(name, NAMESPACE)
+        assert phase == "Succeeded", f"pod {name} {phase}: {output}"
+        return output.strip()
+    finally:
+        cluster.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+
+
+def _finished(core: client.CoreV1Api, name: str) -> str:
+    phase = core.read_namespaced_pod(name, NAMESPACE).status.phase
+    if phase not in ("Succeeded", "Failed"):
+        raise NotYet(f"pod {name} is {phase}")
+    return phase
+
+
+def test_nodes_ready(cluster: Cluster) -> None:
+    nodes = cluster.core.list_node().items
+    assert nodes
+    for node in nodes:
+        ready = [c.status for c in node.status.conditions if c.type == "Ready"]
+        assert ready == ["True"], f"{node.metadata.name} not Ready: {node.status.conditions}"
+        assert node.status.node_info.kubelet_version == load_versions().kubernetes
+
+
+def test_coredns_resolves_service_name(cluster: Cluster, web: str) -> None:
+    cluster_ip = cluster.core.read_namespaced_service("web", NAMESPACE).spec.cluster_ip
+    resolved = run_in_pod(cluster, "dns-check", "import socket; print(socket.gethostbyname('web'))")
+    assert resolved == cluster_ip
+
+
+def test_clusterip_service_routes_to_pod(cluster: Cluster, web: str) -> None:
+    cluster_ip = cluster.core.read_namespaced_service("web", NAMESPACE).spec.cluster_ip
+    script = f"import urllib.request; print(urllib.request.urlopen('http://{cluster_ip}/', timeout=10).read().decode())"
+    assert run_in_pod(cluster, "clusterip-check", script) == "hello from web"
+
+
+def test_pvc_binds_and_keeps_data_across_pod_delete(cluster: Cluster) -> None:
+    claim = client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name="data"),
+        spec=client.V1PersistentVolumeClaimSpec(
+            storage_class_name="standard", access_modes=["ReadWriteOnce"],
+            resources=client.V1VolumeResourceRequirements(requests={"storage": "64Mi"})),
+    )
+    cluster.core.create_namespaced_persistent_volume_claim(NAMESPACE, claim)
+    token = uuid.uuid4().hex
+    run_in_pod(cluster, "pvc-writer", f"open('/data/token', 'w').write('{token}')", volumes={"data": "/data"})
+    phase = cluster.core.read_namespaced_persistent_volume_claim("data", NAMESPACE).status.phase
+    assert phase == "Bound"
+    assert run_in_pod(cluster, "pvc-reader", "print(open('/data/token').read())", volumes={"data": "/data"}) == token
+
+
+def test_kubectl_port_forward_reaches_pod(cluster: Cluster, web: str) -> None:
+    port = free_port()
+    log_path = cluster.kind.kubeconfig.with_name("port-forward.log")
+    forward = ManagedProcess("port-forward", [
+        str(cluster.kind.kubectl()), "--kubeconfig", str(cluster.kind.kubeconfig), "-n", NAMESPACE,
+        "port-forward", "--address", LOOPBACK, "pod/web", f"{port}:8080"], log_path=log_path).start()
+    try:
+        response = wait_for_http(f"http://{LOOPBACK}:{port}/", what="kubectl port-forward to pod web", timeout=30,
+                                 diagnostics=log_path.read_text)
+        assert response.text == "hello from web"
+    finally:
+        forward.stop()
+
+
+def test_nodeport_published_on_loopback_reaches_pod(cluster: Cluster, web: str) -> None:
+    url = f"http://{LOOPBACK}:{cluster.ports.check_host_port}/"
+    response = wait_for_http(url, what=f"NodePort {CHECK_NODE_PORT} via kind extraPortMappings", timeout=60)
+    assert response.text == "hello from web"
+
+
+def test_kind_delete_leaves_nothing_behind(cluster: Cluster) -> None:
+    """Runs last: deletes the module's cluster and checks its containers, volumes, network are gone."""
+    nodes = cluster.kind.node_containers()
+    volumes = [name for node in nodes for name in run(
+        ["docker", "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", node]).stdout.split()]
+    started = time.monotonic()
+    cluster.kind.delete()
+    print(f"[kind-node] kind delete cluster: {time.monotonic() - started:.1f}s")
+    assert cluster.kind.node_containers() == []
+    assert cluster.kind.name not in run(["kind", "get", "clusters"]).stdout.split()
+    leftover = [v for v in volumes if run(["docker", "volume", "inspect", v], check=False).returncode == 0]
+    assert leftover == [], f"volumes left behind: {leftover}"
+    assert run(["docker", "network", "inspect", cluster.kind.network], check=False).returncode != 0
