@@ -18,6 +18,10 @@ class StageUnavailable(StageproofError):
     """A stage cannot run on this machine (missing tool, no daemon); says what is missing."""
 
 
+class StageFailed(StageproofError):
+    """The stage could run here but did not come up (the app crashed, a job failed): a failure."""
+
+
 class CapabilityMissing(StageproofError):
     """The stage does not support an optional capability (kill, scale, roll out, ...)."""
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pymysql
 from sqlalchemy.engine import URL
 
-from harness.errors import StageUnavailable
+from harness.errors import StageFailed, StageUnavailable
 from harness.net import LOOPBACK, free_port
 from harness.process import ManagedProcess
 from harness.run import run
@@ -92,7 +92,7 @@ class MariaDBServer:
     def _create_database(self) -> None:
         """Connect as root over the socket; create the database and the app's user."""
         if self._process is not None and self._process.exit_code() is not None:
-            raise StageUnavailable(f"mariadbd exited with {self._process.exit_code()}:\n{self.logs()[-2000:]}")
+            raise StageFailed(f"mariadbd exited with {self._process.exit_code()}:\n{self.logs()[-2000:]}")
         conn = pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2)
         try:
             with conn.cursor() as cur:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.config import Settings
-from harness.errors import CapabilityMissing, StageUnavailable
+from harness.errors import CapabilityMissing, StageFailed
 from harness.net import LOOPBACK, free_port
 from harness.process import ManagedProcess
 from harness.run import run
@@ -102,7 +102,7 @@ class LocalStage(Stage):
         def ready() -> object:
             code = self._server.exit_code() if self._server else None
             if code is not None:
-                raise StageUnavailable(f"the app process exited with {code}:\n{self.logs()[-3000:]}")
+                raise StageFailed(f"the app process exited with {code}:\n{self.logs()[-3000:]}")
             return probe()
 
         return ready
