@@ -1,0 +1,84 @@
+"""Do something disruptive to a running stage while a load measures what users would have seen.
+
+`measure_disruption` is the one shape of every chaos check: a steady baseline under load, the
+disruption (kill a pod, scale, roll out), the wait until the stage says it has recovered, a
+short settle period still under load, then the counts. Usable by any stage: it only needs a
+URL on 127.0.0.1 and two callables.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.chaos.load import LoadGenerator, LoadResult
+from harness.wait import NotYet, wait_until
+
+BASELINE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class DisruptionResult:
+    """The load's counts plus how long the disruption and the recovery took."""
+
+    what: str
+    load: LoadResult
+    disrupted_at: float  # seconds into the load
+    action_seconds: float
+    recovered_seconds: float  # from the start of the disruption until `recovered` returned
+    covered: bool  # the load was still running when recovery was confirmed
+
+    def summary(self) -> str:
+        cover = "" if self.covered else " (the load ENDED before recovery: not fully measured)"
+        return (f"{self.what}: {self.load.summary()}; disruption took {self.action_seconds:.1f}s, "
+                f"recovered {self.recovered_seconds:.1f}s after it began{cover}")
+
+    def problems(self, *, max_failures: int = 0) -> list[str]:
+        """What makes this run fail a zero-failure claim (empty when it holds)."""
+        found = []
+        if self.load.failed > max_failures:
+            found.append(f"{self.load.failed} of {self.load.sent} requests failed: {self.load.reasons}")
+        if not self.covered:
+            found.append("the load stopped before recovery was confirmed: raise max_seconds")
+        if self.load.sent == 0:
+            found.append("no request was sent")
+        return found
+
+
+def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
+                       recovered: Callable[[], object] | None = None, rate: float = 20.0,
+                       max_seconds: float = 60.0, warmup: float = 2.0, settle: float = 3.0,
+                       timeout: float = 5.0) -> DisruptionResult:
+    """Load `url`, wait for a clean baseline of `warmup` seconds, `disrupt()`, wait for
+    `recovered()` (it blocks and raises on its own timeout), observe `settle` seconds more."""
+    load = LoadGenerator(url, rate=rate, max_seconds=max_seconds, timeout=timeout).start()
+    try:
+        wait_until(_baseline(load, needed=max(1, int(rate * warmup))), what=f"{warmup:g}s of baseline load on {url}",
+                   timeout=BASELINE_TIMEOUT)
+        disrupted_at = load.elapsed()
+        began = time.monotonic()
+        disrupt()
+        action_seconds = time.monotonic() - began
+        if recovered is not None:
+            recovered()
+        recovered_seconds = time.monotonic() - began
+        covered = load.elapsed() < load.max_seconds
+        threading.Event().wait(settle)
+    except BaseException as err:
+        err.add_note(f"load so far: {load.stop().summary()}")
+        raise
+    return DisruptionResult(what, load.stop(), disrupted_at, action_seconds, recovered_seconds, covered)
+
+
+def _baseline(load: LoadGenerator, *, needed: int) -> Callable[[], None]:
+    """A probe: `needed` requests have answered since the load began (failed ones count too,
+    so a broken baseline is measured and reported instead of waited out)."""
+
+    def probe() -> None:
+        done = load.snapshot().sent
+        if done < needed:
+            raise NotYet(f"{done}/{needed} baseline requests answered")
+
+    return probe

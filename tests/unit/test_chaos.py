@@ -1,0 +1,160 @@
+"""The load generator and the disruption measurement, against a tiny HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.chaos import LoadGenerator, measure_disruption
+from harness.chaos.load import Sample, percentile, require_loopback, summarize
+from harness.net import free_port
+
+
+class Backend(ThreadingHTTPServer):
+    """Answers `status` (200 unless a test changes it) and counts every request it received."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.status = 200
+        self.hits = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/users"
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Backend
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.hits += 1
+            status = self.server.status
+        body = b"[]"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    server = Backend()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_healthy_backend_gets_rate_times_duration_requests_and_no_failure(backend: Backend) -> None:
+    with LoadGenerator(backend.url, rate=40, max_seconds=0.5) as load:
+        threading.Event().wait(0.8)
+    result = load.result
+    assert result is not None
+    assert result.sent == 20 and result.failed == 0 and result.stopped_by_limit
+    assert backend.hits == 20
+    assert result.recovery_seconds == 0.0 and result.p99_ms > 0
+
+
+def test_every_failed_request_is_counted_once_with_its_reason(backend: Backend) -> None:
+    backend.status = 503
+    with LoadGenerator(backend.url, rate=50, max_seconds=0.2) as load:
+        threading.Event().wait(0.4)
+    result = load.result
+    assert result is not None
+    assert result.failed == result.sent == backend.hits == 10, "a failed request was retried or lost"
+    assert result.reasons == {"HTTP 503": 10}
+    assert result.recovery_seconds is None, "no success followed the failures"
+
+
+def test_a_closed_port_is_a_connection_failure() -> None:
+    url = f"http://127.0.0.1:{free_port()}/"
+    with LoadGenerator(url, rate=20, max_seconds=0.2) as load:
+        threading.Event().wait(0.4)
+    assert load.result is not None
+    assert load.result.failed == load.result.sent == 4
+    assert load.result.reasons == {"ConnectionRefusedError": 4}
+
+
+def test_the_load_stops_by_itself_after_max_seconds(backend: Backend) -> None:
+    load = LoadGenerator(backend.url, rate=50, max_seconds=0.2).start()
+    threading.Event().wait(0.6)
+    sent = load.snapshot().sent
+    threading.Event().wait(0.3)
+    assert load.snapshot().sent == sent == 10
+    assert load.stop().stopped_by_limit
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://example.com/", "https://127.0.0.1/", "http://172.18.0.2/"])
+def test_traffic_never_leaves_the_loopback_range(url: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        LoadGenerator(url)
+
+
+def test_loopback_urls_are_accepted() -> None:
+    assert require_loopback("http://127.0.0.1:8080/users?x=1") == ("127.0.0.1", 8080, "/users?x=1")
+    assert require_loopback("http://localhost/")[0] == "localhost"
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(0, 1), (1000, 1), (1, 0), (1, 3600)])
+def test_unbounded_loads_are_refused(rate: float, seconds: float) -> None:
+    with pytest.raises(ValueError):
+        LoadGenerator("http://127.0.0.1:1/", rate=rate, max_seconds=seconds)
+
+
+def test_failure_window_runs_from_first_failure_to_first_success_after_the_last() -> None:
+    samples = [Sample(0.0, 0.01), Sample(1.0, 0.01, "HTTP 503"), Sample(1.5, 0.02),
+               Sample(2.0, 0.01, "timeout"), Sample(2.5, 0.03), Sample(3.0, 0.01)]
+    result = summarize("http://127.0.0.1/", 2, 3.5, samples)
+    assert (result.sent, result.failed) == (6, 2)
+    assert result.reasons == {"HTTP 503": 1, "timeout": 1}
+    assert result.recovery_seconds == pytest.approx(1.5)
+    assert result.max_ms == pytest.approx(30)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 50) == 50.0
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([], 99) == 0.0
+
+
+def test_a_clean_disruption_reports_zero_failures(backend: Backend) -> None:
+    result = measure_disruption(backend.url, "noop", lambda: None, rate=50, max_seconds=5, warmup=0.2, settle=0.2)
+    assert result.problems() == []
+    assert result.load.sent >= 10 and result.covered
+    assert "noop:" in result.summary()
+
+
+def test_failures_during_a_disruption_are_reported_with_their_window(backend: Backend) -> None:
+    def outage() -> None:
+        backend.status = 503
+        threading.Event().wait(0.3)
+
+    def heal() -> None:
+        backend.status = 200
+
+    result = measure_disruption(backend.url, "outage", outage, recovered=heal, rate=50, max_seconds=5,
+                                warmup=0.2, settle=0.3)
+    assert result.load.failed >= 10
+    assert result.load.reasons.keys() == {"HTTP 503"}
+    assert result.load.recovery_seconds is not None and 0.2 < result.load.recovery_seconds < 1.0
+    assert any("failed" in problem for problem in result.problems())
+
+
+def test_a_load_that_ends_before_recovery_is_not_a_pass(backend: Backend) -> None:
+    result = measure_disruption(backend.url, "slow", lambda: threading.Event().wait(0.5), rate=20,
+                                max_seconds=0.4, warmup=0.1, settle=0.0)
+    assert not result.covered
+    assert any("max_seconds" in problem for problem in result.problems())
