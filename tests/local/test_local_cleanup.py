@@ -38,12 +38,11 @@ def test_down_removes_processes_and_files(stageproof_settings: Settings, name: s
         assert not Path(workdir_db).exists()
 
 
-def test_a_failed_start_cleans_up_what_it_began(stageproof_settings: Settings) -> None:
+def test_a_failed_start_cleans_up_what_it_began(stageproof_settings: Settings, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     broken = stageproof_settings.model_copy(update={"app": stageproof_settings.app.model_copy(
         update={"local": stageproof_settings.app.local.model_copy(update={"serve": ["{python}", "-c", "exit(3)"]})})})
-    runner = StageRunner(broken)
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob("stageproof-*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # every mkdtemp of the stage lands here
     with pytest.raises(StageproofError, match="exited with 3"):
-        runner.start("local-mysql")
-    assert set(tmp.glob("stageproof-*")) == before, "a failed start left temporary directories"
+        StageRunner(broken).start("local-mysql")
+    assert list(tmp_path.iterdir()) == [], "a failed start left temporary directories"
