@@ -33,7 +33,8 @@ def ensure_rootfs_image(
 
     `changes` are Dockerfile instructions for `docker import --change` (ENV, ENTRYPOINT, ...).
     """
-    recipe = recipe_hash("rootfs-v1", suite, variant, *sorted(include), *changes, extra_label)
+    # Prefixed: a bare "" would be read by recipe_hash as the path "." and hash the whole cwd.
+    recipe = recipe_hash("rootfs-v1", suite, variant, *sorted(include), *changes, f"label:{extra_label}")
     if image_is_current(tag, recipe):
         log.info("image %s is current (recipe %s)", tag, recipe)
         return tag

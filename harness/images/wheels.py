@@ -1,0 +1,38 @@
+"""A wheelhouse built on the host: pip inside a container cannot reach an index over https here.
+
+The wheels are binary wheels for CPython 3.11 on manylinux x86_64 (what both `python:3.11-slim`
+and Debian bookworm's python3 run), kept in the cache keyed by the requirements file, so an
+image build installs with `--no-index --find-links` and a second run downloads nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from harness.cache import cache_dir, recipe_hash
+from harness.run import run
+
+PYTHON_VERSION = "3.11"
+# Any manylinux tag up to glibc 2.36 (bookworm) runs in both base images.
+PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
+COMPLETE = ".complete"
+
+
+def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
+    """The folder of wheels for `requirements`, downloaded once per distinct requirements file."""
+    key = recipe_hash("wheels-v1", requirements.read_text(), PYTHON_VERSION, *PLATFORMS)
+    target = cache_dir("wheels") / key
+    if (target / COMPLETE).exists():
+        return target
+    partial = target.with_name(f"{key}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
+         "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
+         *platforms, "--requirement", str(requirements), "--dest", str(partial)], timeout=timeout)
+    (partial / COMPLETE).write_text(str(requirements) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
