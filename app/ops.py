@@ -27,7 +27,7 @@ def readyz() -> Any:
         with current_app.extensions["engine"].connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as err:
-        reason = str(err.orig if getattr(err, "orig", None) else err).splitlines()[0]
+        reason = str(getattr(err, "orig", None) or err).splitlines()[0]
         return jsonify({"status": "unavailable", "reason": f"database unreachable: {reason}"}), 503
     return jsonify({"status": "ready"})
 

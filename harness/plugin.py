@@ -7,7 +7,7 @@ in their conftest; the contract suite only asks for `deployment`/`contract_clien
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def _applicable(item: pytest.Item) -> bool:
     missing = sorted(set(marker.args) - get_stage(stage).capabilities) if stage else list(marker.args)
     if missing and stage:
         _runner(item.config).ledger.record(stage).notes.append(
-            f"not applicable: {item.originalname} (the stage cannot {', '.join(missing)})")
+            f"not applicable: {getattr(item, 'originalname', item.name)} (the stage cannot {', '.join(missing)})")
     return not missing
 
 
@@ -110,18 +110,16 @@ def _stage_of(item: pytest.Item) -> str | None:
     return callspec.params.get("stage") if callspec else None
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Count each test's outcome once per stage: its call, or the setup/teardown that broke it."""
+    report: pytest.TestReport = yield
     stage = _stage_of(item) or ("external" if item.config.getoption("base_url") else None)
-    if stage is None or not (report.when == "call" or report.outcome != "passed"):
-        return
-    if report.when != "call" and report.outcome == "skipped" and call.excinfo is None:
-        return
-    runner = _runner(item.config)
-    runner.ledger.outcome(stage, report.outcome, contract=item.get_closest_marker("contract") is not None,
-                          seconds=report.duration)
+    counted = report.when == "call" or (report.outcome == "failed") or (report.skipped and report.when == "setup")
+    if stage is not None and counted:
+        _runner(item.config).ledger.outcome(stage, report.outcome, seconds=report.duration,
+                                            contract=item.get_closest_marker("contract") is not None)
+    return report
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
