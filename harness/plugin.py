@@ -21,6 +21,7 @@ from harness.lifecycle import StageRunner, in_ci
 from harness.report import Ledger
 from harness.stage import Deployment, Stage, get_stage
 
+ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
 RUNNER_KEY = pytest.StashKey[StageRunner]()
 SETTINGS_KEY = pytest.StashKey[Settings]()
 
@@ -111,7 +112,7 @@ def _stage_of(item: pytest.Item) -> str | None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> ReportWrapper:
     """Count each test's outcome once per stage: its call, or the setup/teardown that broke it."""
     report: pytest.TestReport = yield
     stage = _stage_of(item) or ("external" if item.config.getoption("base_url") else None)
