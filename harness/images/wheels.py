@@ -22,7 +22,7 @@ COMPLETE = ".complete"
 
 def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
     """The folder of wheels for `requirements`, downloaded once per distinct requirements file."""
-    key = recipe_hash("wheels-v1", requirements.read_text(), PYTHON_VERSION, *PLATFORMS)
+    key = recipe_hash("wheels-v2", requirements, PYTHON_VERSION, *PLATFORMS)
     target = cache_dir("wheels") / key
     if (target / COMPLETE).exists():
         return target
@@ -32,6 +32,8 @@ def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
     run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
          "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
          *platforms, "--requirement", str(requirements), "--dest", str(partial)], timeout=timeout)
+    # The wheelhouse describes itself: the image installs `-r /wheels/requirements.txt`.
+    shutil.copyfile(requirements, partial / "requirements.txt")
     (partial / COMPLETE).write_text(str(requirements) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)

@@ -1,0 +1,103 @@
+"""What the docker and compose stages share: the Docker client, run labels, reaping, identity.
+
+Everything a container stage creates carries `io.stageproof.run=<run id>` and
+`io.stageproof.stage=<stage>`, so `down()` and `stageproof down --all` find it by label alone,
+even what a killed run created and never recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from harness.config import DatabaseSettings
+from harness.errors import StageFailed, StageUnavailable
+from harness.images.docker import require_docker
+from harness.stage import RUN_LABEL, STAGE_LABEL
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+log = logging.getLogger("stageproof.containers")
+STOP_TIMEOUT = 10  # seconds of SIGTERM grace before SIGKILL: gunicorn drains within it
+
+
+def docker_client() -> DockerClient:
+    """A client for the local daemon (API version negotiated), or StageUnavailable saying why."""
+    require_docker()
+    import docker  # imported here: the local stages and unit tests do not need it
+
+    try:
+        return docker.from_env(version="auto", timeout=120)
+    except docker.errors.DockerException as err:
+        raise StageUnavailable(f"cannot talk to the Docker daemon: {err}") from err
+
+
+def mysql_url(db: DatabaseSettings, address: str) -> str:
+    """The app's DATABASE_URL for the stage's database at `address` (host:port), escaped."""
+    return f"mysql://{quote(db.user, safe='')}:{quote(db.password, safe='')}@{address}/{quote(db.name, safe='')}"
+
+
+def run_labels(run_id: str, stage: str) -> dict[str, str]:
+    return {RUN_LABEL: run_id, STAGE_LABEL: stage}
+
+
+def label_filters(stage: str, run_id: str | None = None) -> list[str]:
+    """Docker `label=` filters for one run of `stage`, or every run of it when run_id is None."""
+    filters = [f"{STAGE_LABEL}={stage}"]
+    return [*filters, f"{RUN_LABEL}={run_id}"] if run_id else filters
+
+
+def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None) -> list[str]:
+    """Remove the containers, then networks, then volumes carrying the labels; returns what went.
+
+    Containers first: a network or volume in use cannot be removed.
+    """
+    import docker
+
+    filters = {"label": label_filters(stage, run_id)}
+    removed: list[str] = []
+    gone = contextlib.suppress(docker.errors.NotFound)  # removed meanwhile: fine
+    for container in client.containers.list(all=True, filters=filters):
+        with gone:
+            container.remove(force=True, v=True)
+        removed.append(f"container {container.name}")
+    for network in client.networks.list(filters=filters):
+        with gone:
+            network.remove()
+        removed.append(f"network {network.name}")
+    for volume in client.volumes.list(filters=filters):
+        with gone:
+            volume.remove(force=True)
+        removed.append(f"volume {volume.name}")
+    for item in removed:
+        log.info("removed %s", item)
+    return removed
+
+
+def container_identity(container: Container) -> str:
+    """Id and start time: equal before and after an outage only if it was never restarted."""
+    container.reload()
+    state = container.attrs["State"]
+    return f"container {container.short_id} started {state['StartedAt']} (restarts: {container.attrs['RestartCount']})"
+
+
+def container_logs(container: Container | None, *, tail: int = 400) -> str:
+    if container is None:
+        return "(no container)"
+    try:
+        return container.logs(tail=tail).decode(errors="replace")
+    except Exception as err:  # a vanished container must not hide the original failure
+        return f"(no logs: {err})"
+
+
+def fail_if_exited(container: Container, what: str) -> None:
+    """Readiness probes call this so a crashed container fails at once, not at the deadline."""
+    container.reload()
+    if container.status in {"exited", "dead"}:
+        code = container.attrs["State"]["ExitCode"]
+        raise StageFailed(f"{what} exited with {code}:\n{container_logs(container)[-3000:]}")
+
