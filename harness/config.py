@@ -127,6 +127,13 @@ class K8sStage(_Section):
     seed_job: str = "seed"
     node_port: int = Field(30080, ge=30000, le=32767)
     up_timeout: Seconds = 600
+    # An existing cluster instead of kind (a team's own): its kubeconfig context, the kubeconfig
+    # file (default: kubectl's), and where the app's Service answers from this machine.
+    context: str | None = None
+    kubeconfig: str | None = None
+    base_url: str | None = None
+    # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
+    check_timeout: Seconds = 180
 
 
 class StageSettings(_Section):

@@ -1,0 +1,114 @@
+"""Conditions for `watch_until`: each takes the live view {name: object} and returns a result,
+raises `NotYet(reason)`, or raises `ResourceFailed` when waiting longer cannot help."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import StageproofError
+from harness.k8s.watch import View
+from harness.wait import NotYet
+
+# Container states that never heal by themselves (a missing image, a broken config or crashes).
+HOPELESS = {"CrashLoopBackOff", "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
+            "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+class ResourceFailed(StageproofError):
+    """A Kubernetes object reached a state that waiting will not fix (failed Job, crash loop)."""
+
+
+def is_ready(pod: Any) -> bool:
+    return pod.metadata.deletion_timestamp is None and any(
+        c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def restarts(pod: Any) -> int:
+    return sum(c.restart_count for c in (pod.status.container_statuses or []))
+
+
+def rolled_out(name: str) -> Callable[[View], Any]:
+    """`kubectl rollout status`: every replica updated and available, no old replica left."""
+
+    def check(view: View) -> Any:
+        deployment = view.get(name)
+        if deployment is None:
+            raise NotYet(f"deployment {name} does not exist")
+        want, status = deployment.spec.replicas, deployment.status
+        if (status.observed_generation or 0) < deployment.metadata.generation:
+            raise NotYet(f"deployment {name}: the controller has not seen generation {deployment.metadata.generation}")
+        for condition in status.conditions or []:
+            if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
+                raise ResourceFailed(f"deployment {name} stalled: {condition.message}")
+        updated, current, available = (status.updated_replicas or 0, status.replicas or 0,
+                                       status.available_replicas or 0)
+        if updated < want or current > updated or available < want:
+            raise NotYet(f"deployment {name}: {updated}/{want} updated, {current} current, {available} available")
+        return deployment
+
+    return check
+
+
+def pods_settled(count: int, what: str) -> Callable[[View], list[Any]]:
+    """Exactly `count` pods, all Ready, none terminating (a scale-down or rollout has drained)."""
+
+    def check(view: View) -> list[Any]:
+        pods = sorted(view.values(), key=lambda pod: pod.metadata.name)
+        _raise_if_hopeless(pods)
+        terminating = sum(pod.metadata.deletion_timestamp is not None for pod in pods)
+        ready = sum(is_ready(pod) for pod in pods)
+        if terminating or ready != count or len(pods) != count:
+            raise NotYet(f"{what}: {ready}/{count} Ready, {len(pods)} pods, {terminating} terminating")
+        return pods
+
+    return check
+
+
+def job_complete(name: str) -> Callable[[View], Any]:
+    def check(view: View) -> Any:
+        job = view.get(name)
+        if job is None:
+            raise NotYet(f"job {name} does not exist")
+        for condition in job.status.conditions or []:
+            if condition.status != "True":
+                continue
+            if condition.type == "Complete":
+                return job
+            if condition.type == "Failed":
+                raise ResourceFailed(f"job {name} failed: {condition.reason}: {condition.message}")
+        raise NotYet(f"job {name}: {job.status.active or 0} active, {job.status.failed or 0} failed pod(s)")
+
+    return check
+
+
+def gone(name: str) -> Callable[[View], None]:
+    def check(view: View) -> None:
+        if name in view:
+            raise NotYet(f"{name} still exists")
+
+    return check
+
+
+def replaced(name: str, old_uid: str) -> Callable[[View], Any]:
+    """Pod `name` exists again as a new pod (another uid) and is Ready (a StatefulSet re-creation)."""
+
+    def check(view: View) -> Any:
+        pod = view.get(name)
+        if pod is None or pod.metadata.uid == old_uid:
+            raise NotYet(f"pod {name} not re-created yet")
+        _raise_if_hopeless([pod])
+        if not is_ready(pod):
+            raise NotYet(f"new pod {name} is {pod.status.phase}, not Ready")
+        return pod
+
+    return check
+
+
+def _raise_if_hopeless(pods: list[Any]) -> None:
+    for pod in pods:
+        for status in pod.status.container_statuses or []:
+            waiting = status.state.waiting if status.state else None
+            if waiting is not None and waiting.reason in HOPELESS:
+                raise ResourceFailed(f"pod {pod.metadata.name}: container {status.name} is {waiting.reason}: "
+                                     f"{waiting.message or ''}")
