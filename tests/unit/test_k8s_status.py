@@ -1,0 +1,82 @@
+"""The conditions the k8s stage waits on, on hand-made objects shaped like the API's."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as Obj
+from typing import Any
+
+import pytest
+
+from harness.k8s.status import ResourceFailed, job_complete, pods_settled, replaced, rolled_out
+from harness.k8s.watch import watch_until
+from harness.wait import NotYet
+
+
+def pod(name: str, *, ready: bool = True, terminating: bool = False, waiting: str | None = None,
+        uid: str = "u1") -> Any:
+    state = Obj(waiting=Obj(reason=waiting, message="") if waiting else None)
+    return Obj(metadata=Obj(name=name, uid=uid, deletion_timestamp="now" if terminating else None),
+               status=Obj(phase="Running", conditions=[Obj(type="Ready", status="True" if ready else "False")],
+                          container_statuses=[Obj(name="web", state=state, restart_count=0)]))
+
+
+def deployment(*, generation: int = 2, observed: int = 2, replicas: int = 2, updated: int = 2, current: int = 2,
+               available: int = 2, stalled: bool = False) -> Any:
+    conditions = [Obj(type="Progressing", reason="ProgressDeadlineExceeded", message="stuck")] if stalled else []
+    return Obj(metadata=Obj(name="web", generation=generation), spec=Obj(replicas=replicas),
+               status=Obj(observed_generation=observed, updated_replicas=updated, replicas=current,
+                          available_replicas=available, conditions=conditions))
+
+
+def test_a_rollout_is_done_when_every_replica_is_updated_and_no_old_one_is_left() -> None:
+    assert rolled_out("web")({"web": deployment()}).metadata.name == "web"
+    for unfinished in (deployment(observed=1), deployment(updated=1), deployment(current=3), deployment(available=1)):
+        with pytest.raises(NotYet):
+            rolled_out("web")({"web": unfinished})
+    with pytest.raises(ResourceFailed, match="stuck"):
+        rolled_out("web")({"web": deployment(stalled=True)})
+
+
+def test_pods_have_settled_only_when_exactly_count_are_ready_and_none_terminating() -> None:
+    settled = pods_settled(2, "web")
+    assert [p.metadata.name for p in settled({"b": pod("b"), "a": pod("a")})] == ["a", "b"]
+    for view in ({"a": pod("a")}, {"a": pod("a"), "b": pod("b", ready=False)},
+                 {"a": pod("a"), "b": pod("b"), "c": pod("c", terminating=True)}):
+        with pytest.raises(NotYet):
+            settled(view)
+
+
+def test_an_image_that_can_never_be_found_fails_at_once() -> None:
+    with pytest.raises(ResourceFailed, match="ErrImageNeverPull"):
+        pods_settled(1, "web")({"a": pod("a", ready=False, waiting="ErrImageNeverPull")})
+
+
+def test_job_completion_and_failure() -> None:
+    def job(kind: str | None) -> Any:
+        conditions = [Obj(type=kind, status="True", reason="BackoffLimitExceeded", message="m")] if kind else []
+        return Obj(status=Obj(conditions=conditions, active=1, failed=0))
+
+    assert job_complete("seed")({"seed": job("Complete")})
+    with pytest.raises(NotYet):
+        job_complete("seed")({"seed": job(None)})
+    with pytest.raises(ResourceFailed, match="BackoffLimitExceeded"):
+        job_complete("seed")({"seed": job("Failed")})
+
+
+def test_a_statefulset_pod_counts_as_replaced_only_with_a_new_uid_and_ready() -> None:
+    check = replaced("db-0", "old")
+    for view in ({}, {"db-0": pod("db-0", uid="old")}, {"db-0": pod("db-0", uid="new", ready=False)}):
+        with pytest.raises(NotYet):
+            check(view)
+    assert check({"db-0": pod("db-0", uid="new")}).metadata.uid == "new"
+
+
+def test_watch_until_returns_at_once_when_the_listing_already_satisfies_the_condition() -> None:
+    calls = []
+
+    def list_fn(**selectors: Any) -> Any:
+        calls.append(selectors)
+        return Obj(items=[deployment()], metadata=Obj(resource_version="7"))
+
+    found = watch_until(list_fn, rolled_out("web"), what="web", timeout=5, namespace="ns")
+    assert found.metadata.name == "web" and calls == [{"namespace": "ns"}]
