@@ -41,7 +41,7 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
     started = time.monotonic()
     v = load_versions()
     ensure_kind_cli(v)
-    recipe = recipe_hash("kind-node-v1", RECIPE_DIR, go_version())
+    recipe = recipe_hash("kind-node-v1", RECIPE_DIR, f"go={go_version()}")
     if not force and image_is_current(v.node_image, recipe):
         note(f"{v.node_image} is current (recipe {recipe}); nothing to build")
         return v.node_image
@@ -110,12 +110,14 @@ def _import_images(container: str, images: list[str]) -> None:
             raise NotYet("containerd socket not answering")
 
     wait_until(ready, what="containerd in the node build container", timeout=60)
-    run(["docker", "exec", container, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms",
-         "--no-unpack", "--digests", "--label=io.cri-containerd.pinned=pinned", "/kind/images.tar"])
-    listed = set(run(["docker", "exec", container, "ctr", "--namespace=k8s.io", "images", "list", "-q"]).stdout.split())
+    ctr = ["docker", "exec", container, "ctr", "--namespace=k8s.io", "images"]
+    run([*ctr, "import", "--all-platforms", "--no-unpack", "--digests", "/kind/images.tar"])
+    listed = set(run([*ctr, "list", "-q"]).stdout.split())
     missing = [ref for ref in images if _normalized(ref) not in listed]
     if missing:
         raise StageUnavailable(f"images missing from the node's containerd after import: {missing}")
+    for ref in images:  # pinned: kubelet's image garbage collection never removes them
+        run([*ctr, "label", _normalized(ref), "io.cri-containerd.pinned=pinned"])
     run(["docker", "exec", container, "sh", "-c",
          "kill $(pidof containerd); while pidof containerd >/dev/null; do sleep 0.2; done; "
          "rm -f /kind/images.tar /var/log/containerd-build.log"])

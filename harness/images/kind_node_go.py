@@ -57,7 +57,7 @@ def _build(module: str, packages: Sequence[str], outputs: Sequence[str], ldflags
 
 def ensure_k8s_binaries(v: Versions) -> Path:
     """kubeadm, kubelet, kubectl and the control-plane binaries of `v.kubernetes`."""
-    key = recipe_hash(RECIPE_DIR / "k8s", v.kubernetes, v.build_date, go_version())
+    key = recipe_hash(RECIPE_DIR / "k8s", f"version={v.kubernetes}", f"date={v.build_date}", f"go={go_version()}")
     with step("go-kubernetes", f"go build Kubernetes {v.kubernetes} ({', '.join(K8S_COMMANDS)})"):
         return _build("k8s", [f"k8s.io/kubernetes/cmd/{name}" for name in K8S_COMMANDS], K8S_COMMANDS,
                       k8s_ldflags(v), key)
@@ -72,11 +72,11 @@ def ensure_tool_binaries(v: Versions) -> dict[str, Path]:
     gov = go_version()
     with step("go-tools", f"go build etcd {v.etcd}, crictl {v.crictl}, pause"):
         tools = _build("tools", ["go.etcd.io/etcd/server/v3", "sigs.k8s.io/cri-tools/cmd/crictl", "./cmd/pause"],
-                       ("server", "crictl", "pause"), "-s -w", recipe_hash(RECIPE_DIR / "tools", gov))
+                       ("server", "crictl", "pause"), "-s -w", recipe_hash(RECIPE_DIR / "tools", f"go={gov}"))
     with step("go-coredns", f"go build CoreDNS {v.coredns} (kind's plugins only)"):
-        coredns = _build("coredns", ["."], ("coredns",), "-s -w", recipe_hash(RECIPE_DIR / "coredns", gov))
+        coredns = _build("coredns", ["."], ("coredns",), "-s -w", recipe_hash(RECIPE_DIR / "coredns", f"go={gov}"))
     with step("go-local-path", f"go build local-path-provisioner {v.local_path}"):
         local_path = _build("local-path", ["github.com/rancher/local-path-provisioner"],
-                            ("local-path-provisioner",), "-s -w", recipe_hash(RECIPE_DIR / "local-path", gov))
+                            ("local-path-provisioner",), "-s -w", recipe_hash(RECIPE_DIR / "local-path", f"go={gov}"))
     return {"etcd": tools / "server", "crictl": tools / "crictl", "pause": tools / "pause",
             "coredns": coredns / "coredns", "local-path-provisioner": local_path / "local-path-provisioner"}

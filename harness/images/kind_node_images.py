@@ -69,7 +69,7 @@ def static_images(v: Versions, k8s_bin: Path, tools: dict[str, Path]) -> list[St
 
 def ensure_static_image(image: StaticImage) -> str:
     """`docker import` a one-file tar; labelled with the binary's hash so unchanged ones are skipped."""
-    recipe = recipe_hash("static-v1", image.binary, image.path, image.entrypoint or "")
+    recipe = recipe_hash("static-v1", image.binary, f"path={image.path}", f"entrypoint={image.entrypoint}")
     if image_is_current(image.ref, recipe):
         return image.ref
     changes = [PATH_ENV, f"LABEL {RECIPE_LABEL}={recipe}"]
