@@ -21,7 +21,14 @@ from harness.images.build import ensure_images
 from harness.net import LOOPBACK, free_port
 from harness.run import run
 from harness.stage import Deployment, Stage, register
-from harness.stages.containers import STOP_TIMEOUT, docker_client, mysql_url, remove_labelled
+from harness.stages.containers import (
+    OWNER_LABEL,
+    STOP_TIMEOUT,
+    docker_client,
+    mysql_url,
+    remove_labelled,
+    run_labels,
+)
 from harness.wait import http_ok, wait_until
 
 
@@ -130,9 +137,11 @@ class ComposeStage(Stage):
         """All the project's configuration in one file, readable only by us (it holds passwords)."""
         assert self._workdir is not None
         db = self.settings.database
+        owner = run_labels(self.run_id, self.name)[OWNER_LABEL]
         values = {
-            "STAGEPROOF_RUN_ID": self.run_id, "APP_IMAGE": images["app"], "DB_IMAGE": images["db"],
-            "WEB_PORT": str(port), "RELEASE_ID": self.release, "API_TOKEN": self.settings.app.token or "",
+            "STAGEPROOF_RUN_ID": self.run_id, "STAGEPROOF_OWNER": owner,
+            "APP_IMAGE": images["app"], "DB_IMAGE": images["db"], "WEB_PORT": str(port),
+            "RELEASE_ID": self.release, "API_TOKEN": self.settings.app.token or "",
             "DB_NAME": db.name, "DB_USER": db.user, "DB_PASSWORD": db.password, "DB_ROOT_PASSWORD": db.root_password,
             "DATABASE_URL": mysql_url(db, "db:3306"),
         }

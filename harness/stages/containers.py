@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 log = logging.getLogger("stageproof.containers")
+OWNER_LABEL = "io.stageproof.owner"
 STOP_TIMEOUT = 10  # seconds of SIGTERM grace before SIGKILL: gunicorn drains within it
 
 
@@ -42,7 +46,8 @@ def mysql_url(db: DatabaseSettings, address: str) -> str:
 
 
 def run_labels(run_id: str, stage: str) -> dict[str, str]:
-    return {RUN_LABEL: run_id, STAGE_LABEL: stage}
+    """The labels of everything a run creates; the owner lets a reap spare live runs."""
+    return {RUN_LABEL: run_id, STAGE_LABEL: stage, OWNER_LABEL: f"{os.getpid()}@{socket.gethostname()}"}
 
 
 def label_filters(stage: str, run_id: str | None = None) -> list[str]:
@@ -51,28 +56,50 @@ def label_filters(stage: str, run_id: str | None = None) -> list[str]:
     return [*filters, f"{RUN_LABEL}={run_id}"] if run_id else filters
 
 
-def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None) -> list[str]:
-    """Remove the containers, then networks, then volumes carrying the labels; returns what went.
+def owner_alive(labels: Mapping[str, str]) -> bool:
+    """True when the process that created an object still runs on this machine."""
+    pid, _, host = labels.get(OWNER_LABEL, "").partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
-    Containers first: a network or volume in use cannot be removed.
+
+def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None) -> list[str]:
+    """Remove containers, then networks, then volumes of one run (`run_id`) or, reaping, of every
+    run of `stage` whose owning process is gone: a live run in another terminal is spared.
+
+    Containers first: a network or volume in use cannot be removed. Returns what went.
     """
     import docker
 
     filters = {"label": label_filters(stage, run_id)}
+
+    def doomed(labels: Mapping[str, str] | None) -> bool:
+        return run_id is not None or not owner_alive(labels or {})
+
     removed: list[str] = []
     gone = contextlib.suppress(docker.errors.NotFound)  # removed meanwhile: fine
     for container in client.containers.list(all=True, filters=filters):
-        with gone:
-            container.remove(force=True, v=True)
-        removed.append(f"container {container.name}")
+        if doomed(container.labels):
+            with gone:
+                container.remove(force=True, v=True)
+            removed.append(f"container {container.name}")
     for network in client.networks.list(filters=filters):
-        with gone:
-            network.remove()
-        removed.append(f"network {network.name}")
+        if doomed(network.attrs.get("Labels")):
+            with gone:
+                network.remove()
+            removed.append(f"network {network.name}")
     for volume in client.volumes.list(filters=filters):
-        with gone:
-            volume.remove(force=True)
-        removed.append(f"volume {volume.name}")
+        if doomed(volume.attrs.get("Labels")):
+            with gone:
+                volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
     for item in removed:
         log.info("removed %s", item)
     return removed

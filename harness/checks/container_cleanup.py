@@ -1,0 +1,101 @@
+"""A container stage leaves nothing behind: after Ctrl-C during `up`, and after a killed run
+(`reap`, i.e. `stageproof down`), while a live run elsewhere is spared.
+
+Each test drives a real run of the stage in a child process, found by its owner label. The stage
+folder's conftest names the stage with a `container_stage_name` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.config import Settings, config_path
+from harness.process import ManagedProcess
+from harness.stage import RUN_LABEL, get_stage
+from harness.stages.containers import OWNER_LABEL, docker_client, label_filters
+from harness.wait import NotYet, wait_until
+
+CHILD = """
+import sys, time
+from harness.config import load_settings
+from harness.lifecycle import StageRunner
+runner = StageRunner(load_settings(sys.argv[1]))
+runner.start(sys.argv[2])
+open(sys.argv[3], "w").write("up")
+time.sleep(600)
+"""
+UP_TIMEOUT = 300.0
+
+
+def labelled(stage: str, run_id: str | None = None) -> list[str]:
+    """Containers, networks and volumes carrying the stage's (and run's) labels, as `kind name`."""
+    client = docker_client()
+    filters = {"label": label_filters(stage, run_id)}
+    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
+            + [f"network {n.name}" for n in client.networks.list(filters=filters)]
+            + [f"volume {v.name}" for v in client.volumes.list(filters=filters)])
+
+
+def run_of(stage: str, pid: int) -> str:
+    """The run id of the child's run, read from the labels of what it created."""
+    for container in docker_client().containers.list(all=True, filters={"label": label_filters(stage)}):
+        if container.labels.get(OWNER_LABEL, "").startswith(f"{pid}@"):
+            return container.labels[RUN_LABEL]
+    raise NotYet(f"no container of process {pid} yet")
+
+
+@pytest.fixture
+def child_run(container_stage_name: str, pytestconfig: pytest.Config, tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A child process (own process group) bringing the stage up; stopped at the end regardless."""
+    config = config_path(pytestconfig.getoption("stageproof_config"))
+    child = ManagedProcess(f"child {container_stage_name} run",
+                           [sys.executable, "-c", CHILD, str(config), container_stage_name, str(tmp_path / "up")],
+                           log_path=tmp_path / "child.log").start()
+    yield child
+    child.stop()
+
+
+def test_ctrl_c_during_up_removes_what_it_began(container_stage_name: str, child_run: ManagedProcess) -> None:
+    assert child_run.pid is not None
+    run_id = wait_until(lambda: run_of(container_stage_name, child_run.pid), what="the child's first container",
+                        timeout=UP_TIMEOUT)
+    os.killpg(child_run.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+    wait_until(lambda: _exited(child_run), what="the interrupted child to finish its teardown", timeout=120)
+    assert labelled(container_stage_name, run_id) == [], "Ctrl-C during up left objects behind"
+
+
+def test_reap_removes_a_killed_run_and_spares_live_ones(container_stage_name: str, stageproof_settings: Settings,
+                                                        child_run: ManagedProcess, tmp_path: Path) -> None:
+    assert child_run.pid is not None
+
+    def child_up() -> None:
+        if child_run.exit_code() is not None:
+            raise AssertionError(f"the child run exited with {child_run.exit_code()}:\n{child_run.output()[-3000:]}")
+        if not (tmp_path / "up").exists():
+            raise NotYet("the child run is not up yet")
+
+    wait_until(child_up, what=f"the {container_stage_name} stage to come up in a child process", timeout=UP_TIMEOUT)
+    run_id = run_of(container_stage_name, child_run.pid)
+    live = set(labelled(container_stage_name)) - set(labelled(container_stage_name, run_id))
+    os.killpg(child_run.pid, signal.SIGKILL)  # no teardown runs
+    wait_until(lambda: _exited(child_run), what="the killed child to exit", timeout=60)
+    left = labelled(container_stage_name, run_id)
+    assert left, "the killed run left nothing: this test proves nothing"
+
+    removed = get_stage(container_stage_name).reap(stageproof_settings)
+    assert set(left) <= set(removed)
+    assert labelled(container_stage_name, run_id) == []
+    assert live <= set(labelled(container_stage_name)), "reap removed objects of a live run"
+
+
+def _exited(child: ManagedProcess) -> int:
+    code = child.exit_code()
+    if code is None:
+        raise NotYet("still running")
+    return code

@@ -1,0 +1,32 @@
+"""The compose stage leaves nothing behind: after a failed start, Ctrl-C, or a killed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.checks.container_cleanup import (  # noqa: F401
+    child_run,
+    labelled,
+    test_ctrl_c_during_up_removes_what_it_began,
+    test_reap_removes_a_killed_run_and_spares_live_ones,
+)
+from harness.config import Settings
+from harness.errors import StageFailed
+from harness.lifecycle import StageRunner
+
+
+def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings, tmp_path: Path) -> None:
+    compose = stageproof_settings.stages.compose
+    assert compose is not None
+    spec = yaml.safe_load(compose.file.read_text())
+    spec["services"]["seed"]["command"] = ["python", "-c", "raise SystemExit(3)"]
+    broken_file = tmp_path / "compose.yaml"
+    broken_file.write_text(yaml.safe_dump(spec))
+    stages = stageproof_settings.stages.model_copy(update={"compose": compose.model_copy(update={"file": broken_file})})
+    runner = StageRunner(stageproof_settings.model_copy(update={"stages": stages}))
+    with pytest.raises(StageFailed, match="seed"):
+        runner.start("compose")
+    assert labelled("compose", runner.run_id) == []

@@ -1,0 +1,25 @@
+"""The docker stage leaves nothing behind: after a failed start, Ctrl-C, or a killed run."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.checks.container_cleanup import (  # noqa: F401
+    child_run,
+    labelled,
+    test_ctrl_c_during_up_removes_what_it_began,
+    test_reap_removes_a_killed_run_and_spares_live_ones,
+)
+from harness.config import Settings
+from harness.errors import StageFailed
+from harness.lifecycle import StageRunner
+from harness.stages import docker as docker_stage
+
+
+def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(docker_stage, "SEED_COMMAND", ["python", "-c", "raise SystemExit(3)"])
+    runner = StageRunner(stageproof_settings)
+    with pytest.raises(StageFailed, match="seed container exited with 3"):
+        runner.start("docker")
+    assert labelled("docker", runner.run_id) == []
