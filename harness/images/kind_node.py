@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.cache import recipe_hash
@@ -24,6 +25,7 @@ from harness.images.kind_node_images import (
     ensure_built_image,
     ensure_component_images,
     ensure_node_rootfs,
+    ensure_toolbox,
 )
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, load_versions, note, step
 from harness.run import run
@@ -45,14 +47,23 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
     if not force and image_is_current(v.node_image, recipe):
         note(f"{v.node_image} is current (recipe {recipe}); nothing to build")
         return v.node_image
-    k8s_bin = ensure_k8s_binaries(v)
-    tools = ensure_tool_binaries(v)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="debootstrap") as pool:
+        # debootstrap waits on the network and disks while Go keeps both cores busy
+        rootfs = pool.submit(_debootstrap_images, v)
+        k8s_bin = ensure_k8s_binaries(v)
+        tools = ensure_tool_binaries(v)
+        rootfs.result()
     images = ensure_component_images(v, k8s_bin, tools)
     base = ensure_node_base(v, k8s_bin, tools["crictl"])
     with step("node-image", f"import {len(images)} images into the node's containerd, commit {v.node_image}"):
         assemble_node(base, images, v.node_image, recipe)
     note(f"built {v.node_image} in {time.monotonic() - started:.1f}s")
     return v.node_image
+
+
+def _debootstrap_images(v: Versions) -> None:
+    ensure_toolbox(v)
+    ensure_node_rootfs(v)
 
 
 def ensure_kind_cli(v: Versions) -> str:

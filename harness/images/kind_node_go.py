@@ -52,6 +52,9 @@ def _build(module: str, packages: Sequence[str], outputs: Sequence[str], ldflags
     shutil.rmtree(out)
     tmp.rename(out)
     (out / ".complete").write_text(key)
+    for stale in out.parent.glob(f"{module}-*"):  # older recipes: binaries are ~600 MB per build
+        if stale != out:
+            shutil.rmtree(stale, ignore_errors=True)
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -105,6 +106,8 @@ def step(name: str, what: str) -> Iterator[None]:
     log_path = log_dir() / f"{name}.log"
     handler = logging.FileHandler(log_path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    this_thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == this_thread)  # steps may run in parallel threads
     logger = logging.getLogger("stageproof")
     old_level = logger.level
     logger.addHandler(handler)

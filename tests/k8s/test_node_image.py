@@ -63,10 +63,12 @@ def cluster() -> Iterator[Cluster]:
     ports = render_config(name, workers=int(os.environ.get("STAGEPROOF_KIND_WORKERS", "0")))
     kind = KindCluster(name, image, ports.path)
     try:
+        started = time.monotonic()
         seconds = kind.create()
-        print(f"[kind-node] kind create cluster {name} --wait: {seconds:.1f}s (nodes Ready)")
-        api = config.new_client_from_config(config_file=str(kind.kubeconfig))
-        core = client.CoreV1Api(api)
+        print(f"[kind-node] kind create cluster {name} --wait: {seconds:.1f}s (control plane Ready)")
+        core = client.CoreV1Api(config.new_client_from_config(config_file=str(kind.kubeconfig)))
+        wait_until(lambda: _all_nodes_ready(core), what="every node Ready", timeout=180, diagnostics=kind.logs)
+        print(f"[kind-node] all nodes Ready {time.monotonic() - started:.1f}s after create started")
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
         yield Cluster(kind, ports, core, load_versions().toolbox_image)
     finally:
@@ -93,6 +95,12 @@ def web(cluster: Cluster) -> str:
     wait_until(lambda: _ready(cluster.core, "web"), what="pod web to be Ready", timeout=120,
                diagnostics=lambda: _describe(cluster.core, "web"))
     return "web"
+
+
+def _all_nodes_ready(core: client.CoreV1Api) -> None:
+    for node in core.list_node().items:
+        if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
+            raise NotYet(f"node {node.metadata.name} not Ready")
 
 
 def _ready(core: client.CoreV1Api, name: str) -> None:
