@@ -49,8 +49,11 @@ def step(what: str) -> Iterator[None]:
     log.info("images: %s: done in %.1fs", what, time.monotonic() - started)
 
 
-def ensure_images(settings: Settings, *, release: str | None = None) -> dict[str, str]:
-    """Make sure the app and database images exist locally; returns {"app": ref, "db": ref}."""
+def ensure_images(settings: Settings, *, release: str | None = None, force: bool = False) -> dict[str, str]:
+    """Make sure the app and database images exist locally; returns {"app": ref, "db": ref}.
+
+    `force` rebuilds the app and database images even when their recipe is unchanged.
+    """
     images = _image_settings(settings)
     release = release or current_release(settings.root)
     started = time.monotonic()
@@ -61,13 +64,13 @@ def ensure_images(settings: Settings, *, release: str | None = None) -> dict[str
         with step(f"base image {AIRGAP_BASE} (debootstrap {AIRGAP_SUITE})"):
             base = ensure_rootfs_image(AIRGAP_BASE, suite=AIRGAP_SUITE, include=AIRGAP_BASE_PACKAGES)
         with step(f"database image {images.db.tag}"):
-            db = build_db_image(images.db, base=base)
+            db = build_db_image(images.db, base=base, force=force)
     else:
         base, db = REGISTRY_PYTHON_BASE, images.db.upstream
     with step(f"wheelhouse for {images.app.requirements or 'app/requirements.txt'}"):
         wheels = ensure_wheelhouse(_requirements(images.app))
     with step(f"app image {images.app.tag}"):
-        app = build_app_image(images.app, base=base, wheels=wheels, release=release)
+        app = build_app_image(images.app, base=base, wheels=wheels, release=release, force=force)
     log.info("images: app=%s db=%s ready in %.1fs", app, db, time.monotonic() - started)
     return {"app": app, "db": db}
 
@@ -89,13 +92,13 @@ def use_airgap(images: ImageSettings) -> bool:
     return False
 
 
-def build_app_image(spec: AppImage, *, base: str, wheels: Path, release: str) -> str:
+def build_app_image(spec: AppImage, *, base: str, wheels: Path, release: str, force: bool = False) -> str:
     """Build `<tag>:<release>` from the app sources and the host's wheelhouse unless current."""
     tag = f"{spec.tag}:{release_tag(release)}"
     sources = [spec.context / name for name in APP_SOURCES]
     recipe = recipe_hash("app-image-v1", spec.dockerfile, *_source_files(sources), f"wheels:{wheels.name}",
                          f"base:{image_id(base)}", f"release:{release}")
-    if image_is_current(tag, recipe):
+    if not force and image_is_current(tag, recipe):
         log.info("images: %s is current (recipe %s)", tag, recipe)
         return tag
     with tempfile.TemporaryDirectory(prefix="stageproof-app-context-") as tmp:
@@ -108,10 +111,10 @@ def build_app_image(spec: AppImage, *, base: str, wheels: Path, release: str) ->
     return tag
 
 
-def build_db_image(spec: DbImage, *, base: str) -> str:
+def build_db_image(spec: DbImage, *, base: str, force: bool = False) -> str:
     """Build the mysql-compat image from its recipe folder on `base` unless current."""
     recipe = recipe_hash("db-image-v1", spec.recipe, f"base:{image_id(base)}")
-    if image_is_current(spec.tag, recipe):
+    if not force and image_is_current(spec.tag, recipe):
         log.info("images: %s is current (recipe %s)", spec.tag, recipe)
         return spec.tag
     _docker_build(spec.tag, recipe, dockerfile=spec.recipe / "Dockerfile", context=spec.recipe,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.cache import cache_dir, recipe_hash
+from harness.errors import StageUnavailable
 from harness.run import run
 
 PYTHON_VERSION = "3.11"
@@ -29,7 +30,7 @@ def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
     partial = target.with_name(f"{key}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
-    run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
+    run([*_pip(), "download", "--disable-pip-version-check", "--only-binary=:all:",
          "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
          *platforms, "--requirement", str(requirements), "--dest", str(partial)], timeout=timeout)
     # The wheelhouse describes itself: the image installs `-r /wheels/requirements.txt`.
@@ -38,3 +39,15 @@ def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
+
+
+def _pip() -> list[str]:
+    """A pip to download with: this interpreter's, else python3's on PATH (a uv venv has no pip).
+
+    Which interpreter runs pip does not matter: --python-version and --platform pick the wheels.
+    """
+    for python in (sys.executable, shutil.which("python3")):
+        if python and run([python, "-m", "pip", "--version"], check=False).returncode == 0:
+            return [python, "-m", "pip"]
+    raise StageUnavailable("building the wheelhouse needs pip: `python3 -m pip` is not available "
+                           "(apt-get install python3-pip, or run from a virtualenv with pip)")

@@ -25,6 +25,7 @@ from harness.stages.containers import (
     OWNER_LABEL,
     STOP_TIMEOUT,
     docker_client,
+    docker_missing,
     mysql_url,
     remove_labelled,
     run_labels,
@@ -79,6 +80,10 @@ class ComposeStage(Stage):
             return "(compose stage is not up)"
         proc = self.compose("logs", "--no-color", "--timestamps", "--tail", "300", check=False)
         return proc.stdout + proc.stderr
+
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        return docker_missing(compose=True)
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from harness.config import DatabaseSettings
 from harness.errors import StageFailed, StageUnavailable
 from harness.images.docker import require_docker
+from harness.run import run
 from harness.stage import RUN_LABEL, STAGE_LABEL
 
 if TYPE_CHECKING:
@@ -38,6 +39,17 @@ def docker_client() -> DockerClient:
         return docker.from_env(version="auto", timeout=120)
     except docker.errors.DockerException as err:
         raise StageUnavailable(f"cannot talk to the Docker daemon: {err}") from err
+
+
+def docker_missing(*, compose: bool = False) -> str | None:
+    """None when a Docker daemon answers (and, with `compose`, Compose v2 runs), else what to do."""
+    try:
+        require_docker()
+    except StageUnavailable as err:
+        return str(err).splitlines()[0]
+    if compose and run(["docker", "compose", "version"], check=False).returncode != 0:
+        return "Docker Compose v2 is missing (`docker compose version` failed): run scripts/setup-machine.sh"
+    return None
 
 
 def mysql_url(db: DatabaseSettings, address: str) -> str:

@@ -20,6 +20,7 @@ from harness.stages.containers import (
     container_identity,
     container_logs,
     docker_client,
+    docker_missing,
     fail_if_exited,
     mysql_url,
     remove_labelled,
@@ -85,6 +86,10 @@ class DockerStage(Stage):
     def logs(self) -> str:
         return (f"--- app ---\n{container_logs(self._app)}\n--- seed ---\n{self._seed_logs}\n"
                 f"--- database ---\n{container_logs(self._db, tail=60)}")
+
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        return docker_missing()
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:
