@@ -42,12 +42,14 @@ def labelled(stage: str, run_id: str | None = None) -> list[str]:
             + [f"volume {v.name}" for v in client.volumes.list(filters=filters)])
 
 
-def run_of(stage: str, pid: int) -> str:
+def run_of(stage: str, child: ManagedProcess) -> str:
     """The run id of the child's run, read from the labels of what it created."""
     for container in docker_client().containers.list(all=True, filters={"label": label_filters(stage)}):
-        if container.labels.get(OWNER_LABEL, "").startswith(f"{pid}@"):
+        if container.labels.get(OWNER_LABEL, "").startswith(f"{child.pid}@"):
             return container.labels[RUN_LABEL]
-    raise NotYet(f"no container of process {pid} yet")
+    if child.exit_code() is not None:
+        raise AssertionError(f"the child run exited with {child.exit_code()}:\n{child.output()[-3000:]}")
+    raise NotYet(f"no container of process {child.pid} yet")
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def child_run(container_stage_name: str, pytestconfig: pytest.Config, tmp_path: 
 
 def test_ctrl_c_during_up_removes_what_it_began(container_stage_name: str, child_run: ManagedProcess) -> None:
     assert child_run.pid is not None
-    run_id = wait_until(lambda: run_of(container_stage_name, child_run.pid), what="the child's first container",
+    run_id = wait_until(lambda: run_of(container_stage_name, child_run), what="the child's first container",
                         timeout=UP_TIMEOUT)
     os.killpg(child_run.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
     wait_until(lambda: _exited(child_run), what="the interrupted child to finish its teardown", timeout=120)
@@ -81,7 +83,7 @@ def test_reap_removes_a_killed_run_and_spares_live_ones(container_stage_name: st
             raise NotYet("the child run is not up yet")
 
     wait_until(child_up, what=f"the {container_stage_name} stage to come up in a child process", timeout=UP_TIMEOUT)
-    run_id = run_of(container_stage_name, child_run.pid)
+    run_id = run_of(container_stage_name, child_run)
     live = set(labelled(container_stage_name)) - set(labelled(container_stage_name, run_id))
     os.killpg(child_run.pid, signal.SIGKILL)  # no teardown runs
     wait_until(lambda: _exited(child_run), what="the killed child to exit", timeout=60)

@@ -42,12 +42,15 @@ def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
 
 
 def _pip() -> list[str]:
-    """A pip to download with: this interpreter's, else python3's on PATH (a uv venv has no pip).
-
-    Which interpreter runs pip does not matter: --python-version and --platform pick the wheels.
+    """A pip to download with: this interpreter's, the one its venv was made from (a uv venv has
+    no pip), python3's on PATH, else pip run by uv. Which one does not matter: --python-version
+    and --platform pick the wheels.
     """
-    for python in (sys.executable, shutil.which("python3")):
-        if python and run([python, "-m", "pip", "--version"], check=False).returncode == 0:
+    pythons = (sys.executable, getattr(sys, "_base_executable", None), shutil.which("python3"))
+    for python in dict.fromkeys(p for p in pythons if p):
+        if run([python, "-m", "pip", "--version"], check=False).returncode == 0:
             return [python, "-m", "pip"]
-    raise StageUnavailable("building the wheelhouse needs pip: `python3 -m pip` is not available "
+    if shutil.which("uv"):
+        return ["uv", "tool", "run", "--from", "pip", "pip"]
+    raise StageUnavailable("building the wheelhouse needs pip: no interpreter here has it "
                            "(apt-get install python3-pip, or run from a virtualenv with pip)")
