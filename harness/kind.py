@@ -8,6 +8,7 @@ leaves no container, volume or network behind.
 from __future__ import annotations
 
 import logging
+import shutil
 import string
 import time
 from collections.abc import Sequence
@@ -104,6 +105,7 @@ class KindCluster:
             env=self._env())
         if run(["docker", "network", "inspect", self.network], check=False).returncode == 0:
             run(["docker", "network", "rm", self.network])
+        shutil.rmtree(cache_dir("kind", self.name), ignore_errors=True)  # kubeconfig, config, kubectl copy
         self.created = False
 
     def load_images(self, names: Sequence[str]) -> None:
