@@ -9,7 +9,6 @@ second run with the same inputs builds nothing.
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import tempfile
@@ -28,8 +27,6 @@ from harness.images.wheels import ensure_wheelhouse
 from harness.release import current_release
 from harness.run import run
 
-log = logging.getLogger("stageproof.images")
-
 REGISTRY_PYTHON_BASE = "python:3.11-slim"
 AIRGAP_BASE = "stageproof/base:bookworm"
 AIRGAP_SUITE = "bookworm"
@@ -40,13 +37,18 @@ BUILD_TIMEOUT = 1200.0
 PULL_TIMEOUT = 300.0
 
 
+def say(message: str) -> None:
+    """Progress for people (like the stage runner's lines); details go to the log."""
+    print(f"[images] {message}", flush=True)
+
+
 @contextmanager
 def step(what: str) -> Iterator[None]:
-    """Log a build step and how long it took: cold builds are slow and should say where."""
+    """Say what is being built and how long it took: cold builds are slow and should say where."""
     started = time.monotonic()
-    log.info("images: %s ...", what)
+    say(f"{what} ...")
     yield
-    log.info("images: %s: done in %.1fs", what, time.monotonic() - started)
+    say(f"{what}: {time.monotonic() - started:.1f}s")
 
 
 def ensure_images(settings: Settings, *, release: str | None = None, force: bool = False) -> dict[str, str]:
@@ -59,7 +61,7 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
     started = time.monotonic()
     require_docker()
     airgap = use_airgap(images)
-    log.info("images: %s mode, release %s", "air-gapped" if airgap else "registry", release)
+    say(f"{'air-gapped' if airgap else 'registry'} mode, release {release}")
     if airgap:
         with step(f"base image {AIRGAP_BASE} (debootstrap {AIRGAP_SUITE})"):
             base = ensure_rootfs_image(AIRGAP_BASE, suite=AIRGAP_SUITE, include=AIRGAP_BASE_PACKAGES)
@@ -71,7 +73,7 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
         wheels = ensure_wheelhouse(_requirements(images.app))
     with step(f"app image {images.app.tag}"):
         app = build_app_image(images.app, base=base, wheels=wheels, release=release, force=force)
-    log.info("images: app=%s db=%s ready in %.1fs", app, db, time.monotonic() - started)
+    say(f"app={app} db={db} ready in {time.monotonic() - started:.1f}s")
     return {"app": app, "db": db}
 
 
@@ -87,7 +89,7 @@ def use_airgap(images: ImageSettings) -> bool:
             with step(f"pull {ref} (is there a registry?)"):
                 run(["docker", "pull", "--quiet", ref], timeout=PULL_TIMEOUT)
         except CommandFailed as err:
-            log.info("images: no registry answers (%s): building air-gapped", str(err).splitlines()[-1])
+            say(f"no registry answers ({str(err).splitlines()[-1]}): building air-gapped")
             return True
     return False
 
@@ -99,7 +101,7 @@ def build_app_image(spec: AppImage, *, base: str, wheels: Path, release: str, fo
     recipe = recipe_hash("app-image-v1", spec.dockerfile, *_source_files(sources), f"wheels:{wheels.name}",
                          f"base:{image_id(base)}", f"release:{release}")
     if not force and image_is_current(tag, recipe):
-        log.info("images: %s is current (recipe %s)", tag, recipe)
+        say(f"{tag} is current (recipe {recipe}): nothing to build")
         return tag
     with tempfile.TemporaryDirectory(prefix="stageproof-app-context-") as tmp:
         context = Path(tmp)
@@ -115,7 +117,7 @@ def build_db_image(spec: DbImage, *, base: str, force: bool = False) -> str:
     """Build the mysql-compat image from its recipe folder on `base` unless current."""
     recipe = recipe_hash("db-image-v1", spec.recipe, f"base:{image_id(base)}")
     if not force and image_is_current(spec.tag, recipe):
-        log.info("images: %s is current (recipe %s)", spec.tag, recipe)
+        say(f"{spec.tag} is current (recipe {recipe}): nothing to build")
         return spec.tag
     _docker_build(spec.tag, recipe, dockerfile=spec.recipe / "Dockerfile", context=spec.recipe,
                   args={"BASE_IMAGE": base})
@@ -129,10 +131,17 @@ def release_tag(release: str) -> str:
 
 
 def _docker_build(tag: str, recipe: str, *, dockerfile: Path, context: Path, args: dict[str, str]) -> None:
-    """`docker build` with the recipe label that `image_is_current` checks; never pulls."""
+    """`docker build` with the recipe label that `image_is_current` checks; never pulls.
+
+    The image the tag pointed at before is removed when nothing else uses it, so rebuilds do not
+    pile up untagged images (a container or another tag keeps it: `rmi` then refuses, fine).
+    """
+    replaced = image_id(tag)
     build_args = [part for name, value in args.items() for part in ("--build-arg", f"{name}={value}")]
     run(["docker", "build", "--file", str(dockerfile), "--tag", tag, "--label", f"{RECIPE_LABEL}={recipe}",
          *build_args, str(context)], timeout=BUILD_TIMEOUT)
+    if replaced and replaced != image_id(tag):
+        run(["docker", "image", "rm", replaced], check=False)
 
 
 def _image_settings(settings: Settings) -> ImageSettings:
