@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def test_reap_removes_a_killed_run_and_spares_live_ones(container_stage_name: st
     assert set(left) <= set(removed)
     assert labelled(container_stage_name, run_id) == []
     assert live <= set(labelled(container_stage_name)), "reap removed objects of a live run"
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"stageproof-*{child_run.pid}-{run_id}-*"))
+    assert leftovers == [], "reap left the killed run's folders"
 
 
 def _exited(child: ManagedProcess) -> int:

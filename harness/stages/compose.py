@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -27,10 +28,13 @@ from harness.stages.containers import (
     docker_client,
     docker_missing,
     mysql_url,
+    owner_alive,
     remove_labelled,
     run_labels,
 )
 from harness.wait import http_ok, wait_until
+
+WORKDIR_PREFIX = "stageproof-compose-"  # + <owner pid>-<run id>-: reap finds a dead run's folder
 
 
 @register("compose")
@@ -60,7 +64,7 @@ class ComposeStage(Stage):
         if self._deployment is not None:
             return self._deployment
         images = ensure_images(self.settings, release=self.release)
-        self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.project}-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
         port = free_port()
         self._write_env_file(images, port)
         self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
@@ -87,8 +91,16 @@ class ComposeStage(Stage):
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:
-        """Every compose-stage project a killed run left, found by label (no env file needed)."""
-        return remove_labelled(docker_client(), cls.name)
+        """Every compose-stage project a killed run left, found by label (no env file needed),
+        and the env-file folders of runs whose process is gone."""
+        removed = remove_labelled(docker_client(), cls.name)
+        host = socket.gethostname()
+        for workdir in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+            pid = workdir.name.removeprefix(WORKDIR_PREFIX).split("-")[0]
+            if not owner_alive({OWNER_LABEL: f"{pid}@{host}"}):
+                shutil.rmtree(workdir, ignore_errors=True)
+                removed.append(f"folder {workdir}")
+        return removed
 
     # -- capabilities ---------------------------------------------------------------------
     def app_container(self) -> str:
