@@ -134,6 +134,10 @@ class K8sStage(_Section):
     base_url: str | None = None
     # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
     check_timeout: Seconds = 180
+    # Deploy these image refs instead of the ones `images` builds (e.g. a team's registry for its
+    # own cluster); $STAGEPROOF_K8S_APP_IMAGE / $STAGEPROOF_K8S_DB_IMAGE override them.
+    app_image: str | None = None
+    db_image: str | None = None
 
 
 class StageSettings(_Section):

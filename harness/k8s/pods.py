@@ -30,12 +30,17 @@ class PodAnswer:
 
 
 def pod_get(api: Api, namespace: str, pod: str, port: int, path: str) -> PodAnswer:
-    """GET `path` on `pod:port` through the API server's pod proxy."""
+    """GET `path` on `pod:port` through the API server's pod proxy; the body byte for byte."""
     try:
-        body = api.core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path.lstrip("/"))
+        response = api.core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path.lstrip("/"),
+                                                                        _preload_content=False)
     except ApiException as err:
-        return PodAnswer(err.status or 0, err.body if isinstance(err.body, str) else str(err.body))
-    return PodAnswer(200, body if isinstance(body, str) else str(body))
+        return PodAnswer(err.status or 0, _text(err.body))
+    return PodAnswer(response.status, _text(response.data))
+
+
+def _text(body: object) -> str:
+    return body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
 
 
 def copy_job(api: Api, namespace: str, name: str, *, suffix: str | None = None) -> str:

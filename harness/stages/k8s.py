@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from harness.wait import wait_for_http
 
 log = logging.getLogger("stageproof.k8s")
 OURS = {"app.kubernetes.io/part-of": "stageproof"}
+APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
+DB_IMAGE_ENV = "STAGEPROOF_K8S_DB_IMAGE"
 
 
 @register("k8s")
@@ -95,8 +98,11 @@ class KubernetesStage(Stage):
     def _up(self) -> Deployment:
         from harness.images.build import ensure_images  # heavy: only when the stage really runs
 
-        with self._timed("images (build or cache)"):
-            self.images = ensure_images(self.settings, release=self.release)
+        given = self._given_images()
+        if len(given) < 2:
+            with self._timed("images (build or cache)"):
+                self.images = ensure_images(self.settings, release=self.release)
+        self.images.update(given)
         self._target = self._make_target()
         self._api = connect(self._target.kubectl.kubeconfig, self._target.kubectl.context)
         self._target.load_images(list(self.images.values()))
@@ -110,6 +116,12 @@ class KubernetesStage(Stage):
             wait_for_http(url, what=f"the app to answer through the NodePort at {url}", timeout=60)
         self.releases = [self.release]
         return Deployment(self.name, self._target.base_url, self.release, self.settings.app.token)
+
+    def _given_images(self) -> dict[str, str]:
+        """Image refs the user chose instead of the built ones (config, or environment)."""
+        given = {"app": os.environ.get(APP_IMAGE_ENV) or self.spec.app_image,
+                 "db": os.environ.get(DB_IMAGE_ENV) or self.spec.db_image}
+        return {role: ref for role, ref in given.items() if ref}
 
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
@@ -133,6 +145,8 @@ class KubernetesStage(Stage):
         api.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace, labels=OURS)))
 
     def _delete_namespace(self, api: Api, *, wait: bool) -> None:
+        """Pods go first without their grace period: nobody is served by a namespace being removed."""
+        api.core.delete_collection_namespaced_pod(self.namespace, grace_period_seconds=0)
         api.core.delete_namespace(self.namespace)
         if wait:
             watch_until(api.core.list_namespace, status.gone(self.namespace),
