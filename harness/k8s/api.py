@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
 
 @dataclass(frozen=True)
 class Api:
-    """The API groups the stage talks to, sharing one authenticated connection pool."""
+    """The API groups the stage talks to, sharing one authenticated connection pool.
 
-    core: client.CoreV1Api
-    apps: client.AppsV1Api
-    batch: client.BatchV1Api
-    networking: client.NetworkingV1Api
+    Typed `Any` on purpose: the generated client marks every field of every object Optional,
+    while the harness only reads what the API server always fills (metadata.name, status, ...).
+    """
+
+    core: Any  # client.CoreV1Api
+    apps: Any  # client.AppsV1Api
+    batch: Any  # client.BatchV1Api
+    networking: Any  # client.NetworkingV1Api
 
 
 def connect(kubeconfig: Path | None, context: str | None = None) -> Api:

@@ -52,8 +52,8 @@ def pod_logs(api: Api, namespace: str) -> str:
 
 def _log(api: Api, namespace: str, pod: str, container: str, previous: bool) -> str:
     try:
-        return api.core.read_namespaced_pod_log(pod, namespace, container=container, previous=previous,
-                                                tail_lines=LOG_LINES).rstrip()
+        return str(api.core.read_namespaced_pod_log(pod, namespace, container=container, previous=previous,
+                                                    tail_lines=LOG_LINES)).rstrip()
     except ApiException as err:
         return f"(no log: {err.reason})"
 

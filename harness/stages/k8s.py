@@ -48,6 +48,7 @@ class KubernetesStage(Stage):
         self.timings: dict[str, float] = {}
         self.images: dict[str, str] = {}
         self.releases: list[str] = []
+        self.killed: list[str] = []
         self._target: cluster.Target | None = None
         self._api: Api | None = None
 
@@ -202,11 +203,11 @@ class KubernetesStage(Stage):
                                  namespace=self.namespace, field_selector=f"metadata.name={name}")
         return self.wait_settled(name, self.web_selector(), deployment.spec.replicas, timeout=timeout)
 
-    def kill_instance(self) -> str:
-        """Delete one Ready web pod (graceful: preStop, then SIGTERM); returns its name."""
+    def kill_instance(self) -> None:
+        """Delete one Ready web pod (graceful: preStop, then SIGTERM); its name joins `killed`."""
         victim = self.web_pods()[0].metadata.name
         self.api.core.delete_namespaced_pod(victim, self.namespace)
-        return victim
+        self.killed.append(victim)
 
     def scale(self, replicas: int) -> None:
         rollout.scale(self.api, self.namespace, self.spec.deployment, replicas)

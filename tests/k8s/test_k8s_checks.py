@@ -67,11 +67,10 @@ def contract_problems(k8s: KubernetesStage, cases: list[Case]) -> list[str]:
 def test_pod_kill_loses_no_request_and_a_replacement_becomes_ready(k8s: KubernetesStage, report: Report,
                                                                    contract_cases: list[Case]) -> None:
     replicas = len(k8s.web_pods())
-    killed: list[str] = []
-    result = under_load(k8s, "pod kill", lambda: killed.append(k8s.kill_instance()), k8s.wait_rolled_out)
+    result = under_load(k8s, "pod kill", k8s.kill_instance, k8s.wait_rolled_out)
     assert_no_failure(result, report)
     names = [pod.metadata.name for pod in k8s.web_pods()]
-    assert len(names) == replicas and killed[0] not in names, f"after killing {killed[0]}: {names}"
+    assert len(names) == replicas and k8s.killed[-1] not in names, f"after killing {k8s.killed[-1]}: {names}"
     assert not (problems := contract_problems(k8s, contract_cases)), "\n".join(problems)
 
 
