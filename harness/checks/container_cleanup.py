@@ -19,11 +19,12 @@ import pytest
 from harness.config import Settings, config_path
 from harness.process import ManagedProcess
 from harness.stage import RUN_LABEL, get_stage
-from harness.stages.containers import OWNER_LABEL, docker_client, label_filters
+from harness.stages.containers import OWNER_LABEL, docker_client, label_filters, owner_alive
 from harness.wait import NotYet, wait_until
 
 CHILD = """
-import sys, time
+import logging, sys, time
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 from harness.config import load_settings
 from harness.lifecycle import StageRunner
 runner = StageRunner(load_settings(sys.argv[1]))
@@ -34,13 +35,15 @@ time.sleep(600)
 UP_TIMEOUT = 300.0
 
 
-def labelled(stage: str, run_id: str | None = None) -> list[str]:
-    """Containers, networks and volumes carrying the stage's (and run's) labels, as `kind name`."""
+def labelled(stage: str, run_id: str | None = None, *, alive: bool = False) -> list[str]:
+    """Containers, networks and volumes carrying the stage's (and run's) labels, as `kind name`;
+    with `alive`, only those whose owning process still runs."""
     client = docker_client()
     filters = {"label": label_filters(stage, run_id)}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=filters)]
-            + [f"network {n.name}" for n in client.networks.list(filters=filters)]
-            + [f"volume {v.name}" for v in client.volumes.list(filters=filters)])
+    found = ([(f"container {c.name}", c.labels) for c in client.containers.list(all=True, filters=filters)]
+             + [(f"network {n.name}", n.attrs.get("Labels") or {}) for n in client.networks.list(filters=filters)]
+             + [(f"volume {v.name}", v.attrs.get("Labels") or {}) for v in client.volumes.list(filters=filters)])
+    return [name for name, labels in found if not alive or owner_alive(labels)]
 
 
 def run_of(stage: str, child: ManagedProcess) -> str:
@@ -70,7 +73,8 @@ def test_ctrl_c_during_up_removes_what_it_began(container_stage_name: str, child
                         timeout=UP_TIMEOUT)
     os.killpg(child_run.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
     wait_until(lambda: _exited(child_run), what="the interrupted child to finish its teardown", timeout=120)
-    assert labelled(container_stage_name, run_id) == [], "Ctrl-C during up left objects behind"
+    left = labelled(container_stage_name, run_id)
+    assert left == [], f"Ctrl-C during up left {left}; the child's log:\n{child_run.output()[-4000:]}"
 
 
 def test_reap_removes_a_killed_run_and_spares_live_ones(container_stage_name: str, stageproof_settings: Settings,
@@ -85,7 +89,7 @@ def test_reap_removes_a_killed_run_and_spares_live_ones(container_stage_name: st
 
     wait_until(child_up, what=f"the {container_stage_name} stage to come up in a child process", timeout=UP_TIMEOUT)
     run_id = run_of(container_stage_name, child_run)
-    live = set(labelled(container_stage_name)) - set(labelled(container_stage_name, run_id))
+    live = set(labelled(container_stage_name, alive=True)) - set(labelled(container_stage_name, run_id))
     os.killpg(child_run.pid, signal.SIGKILL)  # no teardown runs
     wait_until(lambda: _exited(child_run), what="the killed child to exit", timeout=60)
     left = labelled(container_stage_name, run_id)
