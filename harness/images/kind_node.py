@@ -42,6 +42,7 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
     """
     started = time.monotonic()
     v = load_versions()
+    ensure_docker()
     ensure_kind_cli(v)
     recipe = recipe_hash("kind-node-v1", RECIPE_DIR, f"go={go_version()}")
     if not force and image_is_current(v.node_image, recipe):
@@ -64,6 +65,12 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
 def _debootstrap_images(v: Versions) -> None:
     ensure_toolbox(v)
     ensure_node_rootfs(v)
+
+
+def ensure_docker() -> None:
+    """Fail fast (before a 10-minute Go build) when no Docker daemon answers."""
+    if shutil.which("docker") is None or run(["docker", "info"], check=False).returncode != 0:
+        raise StageUnavailable("no Docker daemon answers `docker info`: run scripts/setup-machine.sh")
 
 
 def ensure_kind_cli(v: Versions) -> str:
