@@ -9,14 +9,17 @@ nothing changed only inspects one image label.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
-from harness.cache import recipe_hash
+from harness.cache import cache_dir, recipe_hash
 from harness.errors import StageUnavailable
 from harness.images.docker import RECIPE_LABEL, image_is_current
 from harness.images.kind_node_go import ensure_k8s_binaries, ensure_tool_binaries, go_version
@@ -44,6 +47,23 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
     v = load_versions()
     ensure_docker()
     ensure_kind_cli(v)
+    with _build_lock():
+        return _ensure_node_image(v, force=force, started=started)
+
+
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    """One build at a time per cache (a k8s stage and the node checks may start together)."""
+    with (cache_dir("kind-node") / ".build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:
+    """The build proper: every step below is cached on its own, the node image by its label."""
     recipe = recipe_hash("kind-node-v1", RECIPE_DIR, f"go={go_version()}")
     if not force and image_is_current(v.node_image, recipe):
         note(f"{v.node_image} is current (recipe {recipe}); nothing to build")
