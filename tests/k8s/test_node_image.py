@@ -201,6 +201,25 @@ def test_nodeport_published_on_loopback_reaches_pod(cluster: Cluster, web: str) 
     assert response.text == "hello from web"
 
 
+def test_kind_load_docker_image_makes_a_local_image_runnable(cluster: Cluster) -> None:
+    """What the k8s stage does with the app's images: `kind load docker-image`, then run it."""
+    ref = f"stageproof/kind-load-check:{uuid.uuid4().hex[:8]}"
+    run(["docker", "tag", cluster.image, ref])
+    try:
+        cluster.kind.load_images([ref])
+    finally:
+        run(["docker", "rmi", ref])
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="loaded-image"),
+        spec=client.V1PodSpec(restart_policy="Never", containers=[client.V1Container(
+            name="main", image=ref, image_pull_policy="Never", command=["python3", "-c", "print('loaded')"])]),
+    )
+    cluster.core.create_namespaced_pod(NAMESPACE, pod)
+    phase = wait_until(lambda: _finished(cluster.core, "loaded-image"), what="pod from a kind-loaded image",
+                       timeout=120, diagnostics=lambda: _describe(cluster.core, "loaded-image"))
+    assert phase == "Succeeded"
+
+
 def test_kind_delete_leaves_nothing_behind(cluster: Cluster) -> None:
     """Runs last: deletes the module's cluster and checks its containers, volumes, network are gone."""
     nodes = cluster.kind.node_containers()
