@@ -99,6 +99,16 @@ def kind_cluster(spec: K8sStage, *, node_image: str) -> Target:
     return Target(spec.cluster, kubectl, base_url, cluster, target_timings)
 
 
+def delete_leftover(spec: K8sStage) -> bool:
+    """Delete kind cluster `spec.cluster` if it exists and stageproof made it (its kubeconfig is ours)."""
+    leftover = kind.KindCluster(spec.cluster, image="")
+    if not kind.exists(spec.cluster) or not leftover.kubeconfig.exists():
+        return False
+    leftover.created = True  # ours by the kubeconfig it left in our cache
+    leftover.delete()
+    return True
+
+
 def host_port(cluster: str, node_port: int) -> str:
     """`127.0.0.1:<port>` that the control-plane container publishes for `node_port`."""
     published = run(["docker", "port", f"{cluster}-control-plane", f"{node_port}/tcp"]).stdout.split()

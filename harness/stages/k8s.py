@@ -61,6 +61,14 @@ class KubernetesStage(Stage):
         missing = [tool for tool in needed if shutil.which(tool) is None]
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
 
+    @classmethod
+    def reap(cls, settings: Settings) -> list[str]:
+        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made)."""
+        spec = settings.stages.k8s
+        if spec is None or cluster.user_context(spec) or shutil.which("kind") is None:
+            return []
+        return [f"kind cluster {spec.cluster}"] if cluster.delete_leftover(spec) else []
+
     # -- the Stage protocol ---------------------------------------------------------------------
     def up(self) -> Deployment:
         if self.deployment is not None:
