@@ -70,21 +70,20 @@ def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:
         return v.node_image
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="debootstrap") as pool:
         # debootstrap waits on the network and disks while Go keeps both cores busy
-        rootfs = pool.submit(_debootstrap_images, v)
+        debootstrapped = pool.submit(_debootstrap_images, v)
         k8s_bin = ensure_k8s_binaries(v)
         tools = ensure_tool_binaries(v)
-        rootfs.result()
-    images = ensure_component_images(v, k8s_bin, tools)
-    base = ensure_node_base(v, k8s_bin, tools["crictl"])
+        toolbox, rootfs = debootstrapped.result()
+    images = ensure_component_images(v, toolbox, k8s_bin, tools)
+    base = ensure_node_base(v, rootfs, k8s_bin, tools["crictl"])
     with step("node-image", f"import {len(images)} images into the node's containerd, commit {v.node_image}"):
         assemble_node(base, images, v.node_image, recipe)
     note(f"built {v.node_image} in {time.monotonic() - started:.1f}s")
     return v.node_image
 
 
-def _debootstrap_images(v: Versions) -> None:
-    ensure_toolbox(v)
-    ensure_node_rootfs(v)
+def _debootstrap_images(v: Versions) -> tuple[str, str]:
+    return ensure_toolbox(v), ensure_node_rootfs(v)
 
 
 def ensure_docker() -> None:
@@ -104,9 +103,8 @@ def ensure_kind_cli(v: Versions) -> str:
     return kind
 
 
-def ensure_node_base(v: Versions, k8s_bin: Path, crictl: Path) -> str:
+def ensure_node_base(v: Versions, rootfs: str, k8s_bin: Path, crictl: Path) -> str:
     """Node rootfs + our units, entrypoint, configs, manifests and the kubeadm/kubelet/kubectl binaries."""
-    rootfs = ensure_node_rootfs(v)
     tag = f"stageproof/kind-node-base:{v.kubernetes}"
     files = {f"bin/{name}": k8s_bin / name for name in ("kubeadm", "kubelet", "kubectl")}
     files["bin/crictl"] = crictl

@@ -121,9 +121,21 @@ def ensure_built_image(ref: str, source: Path, base: str, files: dict[str, Path]
             (context / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, context / name)
         _substitute(context, subs)
+        _mark_executables(context)
         run(["docker", "build", "--build-arg", f"BASE={base}", "--label", f"{RECIPE_LABEL}={recipe}",
              "-t", ref, str(context)], env={"DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")})
     return ref
+
+
+def _mark_executables(context: Path) -> None:
+    """Scripts and binaries get 0755 in the context, so the Dockerfile needs no chmod layer
+    (which would copy every binary once more) and a checkout without exec bits still works."""
+    for path in context.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                magic = handle.read(4)
+            if magic.startswith(b"#!") or magic == b"\x7fELF":
+                path.chmod(0o755)
 
 
 def _substitute(context: Path, subs: dict[str, str]) -> None:
@@ -149,9 +161,8 @@ def base_id(image: str) -> str:
     return run(["docker", "image", "inspect", "--format", "{{.Id}}", image]).stdout.strip()
 
 
-def ensure_component_images(v: Versions, k8s_bin: Path, tools: dict[str, Path]) -> list[str]:
-    """Every image the node's containerd must hold; returns their references."""
-    toolbox = ensure_toolbox(v)
+def ensure_component_images(v: Versions, toolbox: str, k8s_bin: Path, tools: dict[str, Path]) -> list[str]:
+    """Every image the node's containerd must hold (`toolbox` is their Debian base); returns references."""
     with step("component-images", "control plane, etcd, CoreDNS, pause, provisioner, kube-proxy, CNI agent"):
         refs = [ensure_static_image(image) for image in static_images(v, k8s_bin, tools)]
         refs.append(ensure_built_image(f"registry.k8s.io/kube-proxy:{v.kubernetes}", IMAGES_DIR / "kube-proxy", toolbox,
