@@ -19,7 +19,7 @@ import pytest
 from harness.config import Settings, config_path
 from harness.process import ManagedProcess
 from harness.stage import RUN_LABEL, get_stage
-from harness.stages.containers import OWNER_LABEL, docker_client, label_filters, owner_alive
+from harness.stages.containers import OWNER_LABEL, docker_client, label_filters, labelled_objects
 from harness.wait import NotYet, wait_until
 
 CHILD = """
@@ -36,14 +36,8 @@ UP_TIMEOUT = 300.0
 
 
 def labelled(stage: str, run_id: str | None = None, *, alive: bool = False) -> list[str]:
-    """Containers, networks and volumes carrying the stage's (and run's) labels, as `kind name`;
-    with `alive`, only those whose owning process still runs."""
-    client = docker_client()
-    filters = {"label": label_filters(stage, run_id)}
-    found = ([(f"container {c.name}", c.labels) for c in client.containers.list(all=True, filters=filters)]
-             + [(f"network {n.name}", n.attrs.get("Labels") or {}) for n in client.networks.list(filters=filters)]
-             + [(f"volume {v.name}", v.attrs.get("Labels") or {}) for v in client.volumes.list(filters=filters)])
-    return [name for name, labels in found if not alive or owner_alive(labels)]
+    """Containers, networks and volumes carrying the stage's (and run's) labels, as `kind name`."""
+    return labelled_objects(docker_client(), stage, run_id, alive_only=alive)
 
 
 def run_of(stage: str, child: ManagedProcess) -> str:

@@ -23,6 +23,7 @@ from harness.net import LOOPBACK, free_port
 from harness.run import run
 from harness.stage import Deployment, Stage, register
 from harness.stages.containers import (
+    INTERRUPTED_SETTLE,
     OWNER_LABEL,
     STOP_TIMEOUT,
     docker_client,
@@ -30,6 +31,7 @@ from harness.stages.containers import (
     mysql_url,
     owner_alive,
     remove_labelled,
+    remove_run,
     run_labels,
 )
 from harness.wait import http_ok, wait_until
@@ -48,6 +50,7 @@ class ComposeStage(Stage):
         super().__init__(*args, **kwargs)
         self._workdir: Path | None = None
         self._deployment: Deployment | None = None
+        self._up_complete = False
 
     @property
     def project(self) -> str:
@@ -69,6 +72,7 @@ class ComposeStage(Stage):
         self._write_env_file(images, port)
         self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
         self.compose_up()
+        self._up_complete = True
         return self._deployment
 
     def down(self) -> None:
@@ -76,8 +80,10 @@ class ComposeStage(Stage):
             self.compose("down", "--volumes", "--remove-orphans", "--timeout", str(STOP_TIMEOUT), check=False)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
-        remove_labelled(docker_client(), self.name, self.run_id)  # whatever compose did not know of
+        settle = 0.0 if self._up_complete else INTERRUPTED_SETTLE
+        remove_run(docker_client(), self.name, self.run_id, settle=settle)  # what compose did not know of
         self._deployment = None
+        self._up_complete = False
 
     def logs(self) -> str:
         if self._workdir is None:

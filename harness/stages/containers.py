@@ -7,12 +7,11 @@ even what a killed run created and never recorded.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from harness.config import DatabaseSettings
@@ -20,6 +19,7 @@ from harness.errors import StageFailed, StageUnavailable
 from harness.images.docker import require_docker
 from harness.run import run
 from harness.stage import RUN_LABEL, STAGE_LABEL
+from harness.wait import NotYet, wait_until
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stageproof.containers")
 OWNER_LABEL = "io.stageproof.owner"
+INTERRUPTED_SETTLE = 1.0  # seconds between sweeps after an interrupted up (see remove_run)
 STOP_TIMEOUT = 10  # seconds of SIGTERM grace before SIGKILL: gunicorn drains within it
 
 
@@ -86,35 +87,69 @@ def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None)
     """Remove containers, then networks, then volumes of one run (`run_id`) or, reaping, of every
     run of `stage` whose owning process is gone: a live run in another terminal is spared.
 
-    Containers first: a network or volume in use cannot be removed. Returns what went.
+    Containers first: a network or volume in use cannot be removed; one still in use (a container
+    appeared meanwhile) is left for the next sweep. Returns what went.
     """
-    import docker
-
     filters = {"label": label_filters(stage, run_id)}
 
     def doomed(labels: Mapping[str, str] | None) -> bool:
         return run_id is not None or not owner_alive(labels or {})
 
     removed: list[str] = []
-    gone = contextlib.suppress(docker.errors.NotFound)  # removed meanwhile: fine
-    for container in client.containers.list(all=True, filters=filters):
-        if doomed(container.labels):
-            with gone:
-                container.remove(force=True, v=True)
-            removed.append(f"container {container.name}")
-    for network in client.networks.list(filters=filters):
-        if doomed(network.attrs.get("Labels")):
-            with gone:
-                network.remove()
-            removed.append(f"network {network.name}")
-    for volume in client.volumes.list(filters=filters):
-        if doomed(volume.attrs.get("Labels")):
-            with gone:
-                volume.remove(force=True)
-            removed.append(f"volume {volume.name}")
-    for item in removed:
-        log.info("removed %s", item)
+    for kind, objects, remove in (
+        ("container", client.containers.list(all=True, filters=filters), lambda c: c.remove(force=True, v=True)),
+        ("network", client.networks.list(filters=filters), lambda n: n.remove()),
+        ("volume", client.volumes.list(filters=filters), lambda v: v.remove(force=True)),
+    ):
+        for obj in objects:
+            labels = obj.labels if kind == "container" else obj.attrs.get("Labels")
+            if doomed(labels) and _removed(obj, remove):
+                removed.append(f"{kind} {obj.name}")
+                log.info("removed %s %s", kind, obj.name)
     return removed
+
+
+def remove_run(client: DockerClient, stage: str, run_id: str, *, settle: float = 0.0) -> list[str]:
+    """Remove one run's objects, sweeping again until nothing is left. With `settle` (after an
+    interrupted `up()`) also until a sweep `settle` seconds after one that removed something finds
+    nothing more: a create call cut short by Ctrl-C still completes in the daemon."""
+    removed: list[str] = []
+
+    def sweep() -> None:
+        swept = remove_labelled(client, stage, run_id)
+        removed.extend(swept)
+        left = labelled_objects(client, stage, run_id)
+        if left or (settle and swept):
+            raise NotYet(f"left after a sweep: {left or swept}")
+
+    wait_until(sweep, what=f"every object of {stage} run {run_id} to be removed", timeout=60,
+               interval=settle or 0.5)
+    return removed
+
+
+def labelled_objects(client: DockerClient, stage: str, run_id: str | None = None, *,
+                     alive_only: bool = False) -> list[str]:
+    """What carries the labels, as `kind name`; with `alive_only`, only objects whose owning
+    process still runs."""
+    filters = {"label": label_filters(stage, run_id)}
+    found = ([(f"container {c.name}", c.labels) for c in client.containers.list(all=True, filters=filters)]
+             + [(f"network {n.name}", n.attrs.get("Labels")) for n in client.networks.list(filters=filters)]
+             + [(f"volume {v.name}", v.attrs.get("Labels")) for v in client.volumes.list(filters=filters)])
+    return [name for name, labels in found if not alive_only or owner_alive(labels or {})]
+
+
+def _removed(obj: Any, remove: Callable[[Any], object]) -> bool:
+    """True when `obj` is gone (also if something else removed it first)."""
+    import docker
+
+    try:
+        remove(obj)
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError as err:  # e.g. a network still in use: the next sweep retries
+        log.warning("could not remove %s yet: %s", obj.name, err)
+        return False
+    return True
 
 
 def container_identity(container: Container) -> str:

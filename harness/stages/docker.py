@@ -16,6 +16,7 @@ from harness.images.build import ensure_images
 from harness.net import LOOPBACK, free_port
 from harness.stage import Deployment, Stage, register
 from harness.stages.containers import (
+    INTERRUPTED_SETTLE,
     STOP_TIMEOUT,
     container_identity,
     container_logs,
@@ -24,6 +25,7 @@ from harness.stages.containers import (
     fail_if_exited,
     mysql_url,
     remove_labelled,
+    remove_run,
     run_labels,
 )
 from harness.wait import http_ok, wait_until
@@ -50,6 +52,7 @@ class DockerStage(Stage):
         self._app: Container | None = None
         self._seed_logs = ""
         self._deployment: Deployment | None = None
+        self._up_complete = False
 
     @property
     def prefix(self) -> str:
@@ -75,13 +78,15 @@ class DockerStage(Stage):
             read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev"}, stop_signal="SIGTERM")
         self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
         self._wait_ready()
+        self._up_complete = True
         return self._deployment
 
     def down(self) -> None:
         client = self._client or docker_client()
-        remove_labelled(client, self.name, self.run_id)
+        remove_run(client, self.name, self.run_id, settle=0.0 if self._up_complete else INTERRUPTED_SETTLE)
         self._db = self._app = None
         self._deployment = None
+        self._up_complete = False
 
     def logs(self) -> str:
         return (f"--- app ---\n{container_logs(self._app)}\n--- seed ---\n{self._seed_logs}\n"
