@@ -17,3 +17,6 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 preload_app = True
+# No control socket: nothing here needs `gunicornc`, and its default path is under $HOME, which a
+# read-only root filesystem does not have writable.
+control_socket_disable = True

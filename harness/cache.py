@@ -16,14 +16,19 @@ def cache_dir(*parts: str) -> Path:
 
 
 def recipe_hash(*inputs: str | Path, length: int = 12) -> str:
-    """A short stable hash of files (recursively for directories) and literal strings."""
+    """A short stable hash of literal strings and of files (directories recursively).
+
+    A `str` is always a literal and a `Path` always content: a string never turns into a file
+    read because it happens to name one. Files are keyed by their name relative to the path
+    given, not by where the checkout lives, so a fresh clone elsewhere hits the same cache.
+    """
     digest = hashlib.sha256()
     for item in inputs:
-        path = Path(item) if not isinstance(item, str) or Path(item).exists() else None
-        if path is None:
-            digest.update(b"s:" + str(item).encode())
+        if isinstance(item, str):
+            digest.update(b"s:" + item.encode() + b"\0")
             continue
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
         for file in files:
-            digest.update(b"f:" + file.as_posix().encode() + b"\0" + file.read_bytes())
+            name = file.relative_to(item).as_posix() if item.is_dir() else file.name
+            digest.update(b"f:" + name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:length]

@@ -86,7 +86,7 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from harness.images.build import ensure_images
 
-    for role, tag in ensure_images(settings).items():
+    for role, tag in ensure_images(settings, force=args.force).items():
         print(f"{role}: {tag}")
     return 0
 

@@ -172,7 +172,7 @@ def stage() -> Stage | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_settings: Settings) -> Deployment:
     base_url = pytestconfig.getoption("base_url")
     if base_url:

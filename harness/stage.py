@@ -81,6 +81,10 @@ class Stage:
         compares it before and after an outage to prove the app was not restarted."""
         raise CapabilityMissing(f"stage {self.name} cannot identify its app instances")
 
+    def app_container(self) -> str:
+        """The id of the container serving the app, for checks that look inside it."""
+        raise CapabilityMissing(f"stage {self.name} runs no app container")
+
     def restart_app(self) -> None:
         raise CapabilityMissing(f"stage {self.name} cannot restart the app")
 

@@ -18,7 +18,7 @@ from harness.wait import NotYet, wait_until
 
 @pytest.mark.requires("app_container")
 def test_app_processes_run_as_non_root(stage: Stage) -> None:
-    container = stage.app_container()  # type: ignore[attr-defined]
+    container = stage.app_container()
     top = run(["docker", "top", container, "-o", "uid,pid,args"]).stdout.splitlines()[1:]
     assert top, "docker top listed no process"
     root = [line for line in top if line.split()[0] in {"0", "root"}]
@@ -28,7 +28,7 @@ def test_app_processes_run_as_non_root(stage: Stage) -> None:
 @pytest.mark.requires("app_container")
 def test_docker_logs_show_json_request_lines(stage: Stage, deployment: Deployment) -> None:
     assert requests.get(f"{deployment.base_url}/version", timeout=10).status_code == 200
-    container = stage.app_container()  # type: ignore[attr-defined]
+    container = stage.app_container()
 
     def request_line() -> dict[str, object]:
         logs = run(["docker", "logs", "--tail", "200", container]).stdout

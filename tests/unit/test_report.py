@@ -21,3 +21,4 @@ def test_counts_and_times_per_stage(tmp_path: Path) -> None:
     ledger.write_json(tmp_path / "r" / "summary.json")
     data = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert data["stages"][0]["stage"] == "docker" and data["stages"][0]["failed"] == 1
+
