@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,3 +33,13 @@ def report(k8s: KubernetesStage, stage_runner: StageRunner) -> Callable[[str], N
         stage_runner.ledger.record(k8s.name).notes.append(text)
 
     return note
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed check shows the cluster's side too: pods, events, logs, `kubectl describe`."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    live = getattr(item, "funcargs", {}).get("k8s")
+    if report.failed and report.when == "call" and isinstance(live, KubernetesStage):
+        report.sections.append(("k8s diagnostics", live.logs()))
