@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -25,6 +26,14 @@ def register_error_handlers(app: Flask) -> None:
         if err.field:
             body["field"] = err.field
         return jsonify(body), err.status
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(err: DBAPIError) -> Any:
+        # Connection-level trouble (database restarting, unreachable) is the server's
+        # temporary state, not a bug: 503 tells clients and load balancers to retry.
+        if err.connection_invalidated or isinstance(err, OperationalError | InterfaceError):
+            return jsonify({"error": "database unavailable, retry shortly"}), 503
+        raise err
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Any:

@@ -65,6 +65,12 @@ def test_readiness_reports_an_unreachable_database(tmp_path: Path) -> None:
     assert resp.status_code == 503 and "database unreachable" in resp.json["reason"]
 
 
+def test_data_routes_answer_503_while_the_database_is_unreachable() -> None:
+    client = create_app({"DATABASE_URL": "mysql://u:p@127.0.0.1:9/db"}).test_client()
+    for resp in (client.get("/users"), client.get("/users/1")):
+        assert resp.status_code == 503 and resp.json == {"error": "database unavailable, retry shortly"}
+
+
 def test_liveness_needs_no_database() -> None:
     assert create_app({"DATABASE_URL": "mysql://u:p@127.0.0.1:9/db"}).test_client().get("/healthz").status_code == 200
 
