@@ -87,8 +87,9 @@ class KindCluster:
         if exists(self.name):
             raise StageproofError(f"a kind cluster named {self.name!r} already exists and is not ours: "
                                   f"pick another name or run `kind delete cluster --name {self.name}`")
-        cmd = ["kind", "create", "cluster", "--name", self.name, "--image", self.image,
-               "--kubeconfig", str(self.kubeconfig), "--wait", wait, "--retain"]
+        cmd = ["kind", "create", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig),
+               "--wait", wait, "--retain"]
+        cmd += ["--image", self.image] if self.image else []  # empty: kind's own default node image
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         started = time.monotonic()

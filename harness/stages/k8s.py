@@ -135,11 +135,17 @@ class KubernetesStage(Stage):
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
             return cluster.existing_cluster(self.spec)
+        return cluster.kind_cluster(self.spec, node_image=self._node_image())
+
+    def _node_image(self) -> str:
+        """Ours, built from source, when no registry answers; with one, kind's default ("")."""
+        from harness.images.build import use_airgap
         from harness.images.kind_node import ensure_kind_node_image
 
+        if self.settings.images is not None and not use_airgap(self.settings.images):
+            return ""
         with self._timed("kind node image (build or cache)"):
-            node_image = ensure_kind_node_image()
-        return cluster.kind_cluster(self.spec, node_image=node_image)
+            return ensure_kind_node_image()
 
     def _fresh_namespace(self) -> None:
         """A reused cluster keeps an old run's data: start from an empty namespace."""
