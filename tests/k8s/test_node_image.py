@@ -69,6 +69,10 @@ def cluster() -> Iterator[Cluster]:
         core = client.CoreV1Api(config.new_client_from_config(config_file=str(kind.kubeconfig)))
         wait_until(lambda: _all_nodes_ready(core), what="every node Ready", timeout=180, diagnostics=kind.logs)
         print(f"[kind-node] all nodes Ready {time.monotonic() - started:.1f}s after create started")
+        # "Ready" nodes are not a ready cluster: CoreDNS and kube-proxy may lag them.
+        wait_until(lambda: _cluster_dns_ready(core), what="CoreDNS endpoints and kube-proxy on every node",
+                   timeout=180, diagnostics=kind.logs)
+        print(f"[kind-node] cluster DNS ready {time.monotonic() - started:.1f}s after create started")
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
         yield Cluster(kind, ports, core, load_versions().toolbox_image)
     finally:
@@ -101,6 +105,15 @@ def _all_nodes_ready(core: client.CoreV1Api) -> None:
     for node in core.list_node().items:
         if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
             raise NotYet(f"node {node.metadata.name} not Ready")
+
+
+def _cluster_dns_ready(core: client.CoreV1Api) -> None:
+    endpoints = core.read_namespaced_endpoints("kube-dns", "kube-system")
+    if not any(subset.addresses for subset in endpoints.subsets or []):
+        raise NotYet("the kube-dns Service has no ready CoreDNS endpoint yet")
+    proxy = client.AppsV1Api(core.api_client).read_namespaced_daemon_set("kube-proxy", "kube-system").status
+    if not proxy.desired_number_scheduled or proxy.number_ready != proxy.desired_number_scheduled:
+        raise NotYet(f"kube-proxy ready on {proxy.number_ready} of {proxy.desired_number_scheduled} nodes")
 
 
 def _ready(core: client.CoreV1Api, name: str) -> None:
