@@ -107,8 +107,12 @@ def _applicable(item: pytest.Item) -> bool:
 
 
 def _stage_of(item: pytest.Item) -> str | None:
+    """The stage a test runs against: its folder's parameter, else the one --stage given."""
     callspec = getattr(item, "callspec", None)
-    return callspec.params.get("stage") if callspec else None
+    if callspec and "stage" in callspec.params:
+        return str(callspec.params["stage"])
+    names = item.config.getoption("stage")
+    return names[0] if len(names) == 1 and "stage" in getattr(item, "fixturenames", ()) else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -140,20 +144,25 @@ def stage_fixture(*names: str) -> Callable[..., Any]:
 
     @pytest.fixture(scope="session", params=list(names), ids=list(names))
     def stage(request: pytest.FixtureRequest) -> Iterator[Stage | None]:
-        if request.config.getoption("base_url"):
-            yield None
-            return
-        runner = _runner(request.config)
-        try:
-            live, _ = runner.start(request.param)
-        except StageUnavailable as err:
-            if in_ci():
-                raise
-            pytest.skip(f"stage {request.param} cannot run here: {err}")
-        yield live
-        runner.stop(request.param)
+        yield from _stage_up(request.config, request.param)
 
     return stage
+
+
+def _stage_up(config: pytest.Config, name: str) -> Iterator[Stage | None]:
+    """Bring `name` up for the session (nothing with --base-url); down afterwards unless --keep."""
+    if config.getoption("base_url"):
+        yield None
+        return
+    runner = _runner(config)
+    try:
+        live, _ = runner.start(name)
+    except StageUnavailable as err:
+        if in_ci():
+            raise
+        pytest.skip(f"stage {name} cannot run here: {err}")
+    yield live
+    runner.stop(name)
 
 
 @pytest.fixture(scope="session")
@@ -167,9 +176,16 @@ def stage_runner(pytestconfig: pytest.Config) -> StageRunner:
 
 
 @pytest.fixture(scope="session")
-def stage() -> Stage | None:
-    """Outside a stage folder there is no stage: only --base-url can provide a deployment."""
-    return None
+def stage(pytestconfig: pytest.Config) -> Iterator[Stage | None]:
+    """Outside a stage folder (`pytest --pyargs harness.contract.suite --stage docker`, a team's
+    own repo): the one stage named by --stage, or none with --base-url."""
+    names = pytestconfig.getoption("stage")
+    if pytestconfig.getoption("base_url") or not names:
+        yield None
+        return
+    if len(names) > 1:
+        raise pytest.UsageError("outside a stage folder, name one --stage per run")
+    yield from _stage_up(pytestconfig, names[0])
 
 
 @pytest.fixture
@@ -179,7 +195,8 @@ def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_sett
         runner = _runner(pytestconfig)
         return Deployment("external", base_url.rstrip("/"), runner.release, stageproof_settings.app.token)
     if stage is None:
-        pytest.fail("no stage selected: run a tests/<stage> folder, or pass --base-url URL", pytrace=False)
+        pytest.fail("no stage selected: pass --stage NAME or --base-url URL, or run a tests/<stage> folder",
+                    pytrace=False)
     assert stage.deployment is not None
     return stage.deployment
 
