@@ -42,7 +42,7 @@ class StageRunner:
         record = self.ledger.record(name)
         self._live[name] = stage
         started = time.monotonic()
-        print(f"[stageproof] {name}: bringing up (run {self.run_id}, release {self.release})", flush=True)
+        print(f"\n[stageproof] {name}: bringing up (run {self.run_id}, release {self.release})", flush=True)
         try:
             deployment = stage.up()
         except BaseException as err:

@@ -6,6 +6,7 @@ in their conftest; the contract suite only asks for `deployment`/`contract_clien
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -149,6 +150,12 @@ def stage_fixture(*names: str) -> Callable[..., Any]:
     return stage
 
 
+def _live_output(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
+    """Bringing a stage up can take minutes (image builds): show its progress lines as they come."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    return capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
+
+
 def _stage_up(config: pytest.Config, name: str) -> Iterator[Stage | None]:
     """Bring `name` up for the session (nothing with --base-url); down afterwards unless --keep."""
     if config.getoption("base_url"):
@@ -156,7 +163,8 @@ def _stage_up(config: pytest.Config, name: str) -> Iterator[Stage | None]:
         return
     runner = _runner(config)
     try:
-        live, _ = runner.start(name)
+        with _live_output(config):
+            live, _ = runner.start(name)
     except StageUnavailable as err:
         if in_ci():
             raise
