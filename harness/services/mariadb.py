@@ -10,9 +10,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pymysql
-from sqlalchemy.engine import URL
 
 from harness.errors import StageFailed, StageUnavailable
 from harness.net import LOOPBACK, free_port
@@ -75,8 +75,8 @@ class MariaDBServer:
         return self._workdir / "mariadbd.sock"
 
     def url(self) -> str:
-        return URL.create("mysql", self.user, self.password, LOOPBACK, self.port,
-                          self.database).render_as_string(hide_password=False)
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"mysql://{user}:{password}@{LOOPBACK}:{self.port}/{quote(self.database, safe='')}"
 
     def logs(self) -> str:
         return self._process.output() if self._process else ""
