@@ -14,6 +14,7 @@ import yaml
 from harness.cache import cache_dir
 from harness.config import Settings, load_settings
 from harness.k8s.manifests import Kubectl, kustomization, split_image
+from harness.lifecycle import in_ci
 from harness.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,8 @@ def settings() -> Settings:
 def rendered(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Any]:
     binary = kubectl_binary()
     if binary is None:
+        if in_ci():
+            pytest.fail("no kubectl here (on PATH or built by the kind node image) to render the manifests")
         pytest.skip("no kubectl here (on PATH or built by the kind node image)")
     assert settings.stages.k8s is not None
     workdir = tmp_path_factory.mktemp("kustomize")
