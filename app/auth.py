@@ -28,9 +28,10 @@ def require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def check_bearer(header: str, expected: str) -> None:
-    """401 when no bearer token is given, 403 when it is the wrong one."""
+    """401 when no bearer token is given (with the challenge RFC 9110 requires), 403 when it is
+    the wrong one."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "missing bearer token")
+        raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     if not hmac.compare_digest(token.encode(), expected.encode()):
         raise ApiError(403, "invalid token")

@@ -25,6 +25,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update(getattr(record, "fields", {}))
+        if record.exc_info:  # a 500's traceback: the one clue to what broke
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, sort_keys=True)
 
 

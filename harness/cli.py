@@ -1,4 +1,4 @@
-"""The command-line front door: `stageproof up | test | down | status | stages | images`.
+"""The command-line front door: `stageproof up | test | down | status | stages | diff | images`.
 
 Each command is a short function over the typed settings; `test` hands over to pytest so the
 CLI and `pytest tests/<stage>` run exactly the same suite.
@@ -7,15 +7,19 @@ CLI and `pytest tests/<stage>` run exactly the same suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import shlex
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.config import Settings, config_path, load_settings
+from harness.diff import Recording, compare
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner
-from harness.run import run
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -30,8 +34,10 @@ def cmd_stages(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     """Which stages this machine can run, and why not."""
     for name in args.stage or stage_names():
-        missing = get_stage(name).availability(settings)
-        print(f"{name:<14} {'ready' if missing is None else 'unavailable: ' + missing}")
+        declared = settings.not_applicable(name)
+        missing = None if declared else get_stage(name).availability(settings)
+        state = f"not applicable: {declared}" if declared else "ready" if missing is None else f"unavailable: {missing}"
+        print(f"{name:<14} {state}")
     return 0
 
 
@@ -63,19 +69,45 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
     """Run the stage's test folder (contract + stage checks) in a pytest process of its own."""
+    for name in args.stage:
+        if settings.not_applicable(name):
+            print(f"stageproof: {name} is not applicable to this app: {settings.not_applicable(name)}")
+    args.stage = [name for name in args.stage if not settings.not_applicable(name)]
+    if not args.stage and not args.base_url:
+        return 0
     targets: list[str] = []
     for name in args.stage:
         folder = settings.root / "tests" / get_stage(name).tests_folder
         if folder.is_dir() and str(folder) not in targets:
             targets.append(str(folder))
-    if not targets:  # a team's repo without our tests/: the contract suite alone
-        targets = ["--pyargs", "harness.contract.suite"]
+    if not targets:  # a team's repo without our tests/: the contract and every stage check
+        targets = ["--pyargs", "harness.checks.suite"]
     pytest_args = [*targets, "-p", "no:cacheprovider", "--stageproof-config", str(args.config_path)]
     pytest_args += [arg for name in args.stage for arg in ("--stage", name)]
     pytest_args += ["--keep"] if args.keep else []
     pytest_args += ["--base-url", args.base_url] if args.base_url else []
-    proc = run([sys.executable, "-m", "pytest", *pytest_args, *args.pytest_args], check=False, capture=False)
-    return proc.returncode
+    return _forwarding_signals([sys.executable, "-m", "pytest", *pytest_args, *args.pytest_args])
+
+
+def _forwarding_signals(argv: list[str]) -> int:
+    """Run pytest as a child; a Ctrl-C, SIGTERM or SIGHUP here reaches it as a Ctrl-C, and we
+    wait for it to tear its stages down (never SIGKILL it, as `subprocess.run` would)."""
+    log.info("$ %s", shlex.join(argv))
+    child = subprocess.Popen(argv)  # noqa: S603 - an argv list, never a shell
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
+
+
+def cmd_diff(settings: Settings | None, args: argparse.Namespace) -> int:
+    """How recording B answers differently from recording A (saved by `--stageproof-report`)."""
+    first, second = Recording.read(args.first), Recording.read(args.second)
+    problems = compare(first, second)
+    print("\n".join(problems) or f"{second.stage} answers like {first.stage} ({len(first.answers)} requests)")
+    return 1 if problems else 0
 
 
 def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
@@ -86,8 +118,10 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from harness.images.build import ensure_images
 
-    for role, tag in ensure_images(settings, force=args.force).items():
-        print(f"{role}: {tag}")
+    images = ensure_images(settings, force=args.force)
+    print(f"app: {images.app}\ndatabase: {images.database}")
+    for upstream, stand_in in images.substitutes.items():
+        print(f"substitute: {upstream} <- {stand_in}")
     return 0
 
 
@@ -116,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--base-url", help="test an already running deployment instead")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest (after --)")
     test.set_defaults(func=cmd_test)
+    diff = sub.add_parser("diff", help="compare two saved recordings of the cross-stage diff")
+    diff.add_argument("first", type=Path, help="the reference: <report>.recording.<stage>.json")
+    diff.add_argument("second", type=Path, help="the recording held to it")
+    diff.set_defaults(func=cmd_diff, needs_config=False)
     images = sub.add_parser("images", help="build the images the stages need (cached)")
     images.add_argument("what", choices=["build", "kind-node"])
     images.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
@@ -123,8 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: every stage is torn down
+        signal.signal(sig, _interrupt)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
@@ -133,8 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.stage = ["local-sqlite"]
     try:
         args.config_path = config_path(args.config_path)
-        settings = load_settings(args.config_path)
+        settings = load_settings(args.config_path) if getattr(args, "needs_config", True) else None
         return int(args.func(settings, args))
+    except KeyboardInterrupt as err:
+        print(f"stageproof: interrupted ({err or 'Ctrl-C'}): what this run started has been removed",
+              file=sys.stderr)
+        return 130
     except StageproofError as err:
         print(f"stageproof: error: {err}", file=sys.stderr)
         for note in getattr(err, "__notes__", []):

@@ -1,24 +1,45 @@
 """stageproof.toml -> one typed, validated `Settings` object (config flows one way).
 
-The harness knows the app under test only through this file. Every problem is reported as one
+The harness knows the app under test only through this file (and the app's own Dockerfile,
+compose file and manifests, which it uses unchanged). Every problem is reported as one
 `ConfigError` naming the key (`stages.compose.file: path does not exist: ...`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError
 
 CONFIG_ENV = "STAGEPROOF_CONFIG"
 DEFAULT_CONFIG = "stageproof.toml"
+STAGE_NAMES = ("local-sqlite", "local-mysql", "docker", "compose", "k8s")
+#: what an `[app.env]` template may name; `db.*` values depend on the stage's database
+PLACEHOLDERS = frozenset({"db.host", "db.port", "db.user", "db.password", "db.name", "db.url",
+                          "port", "host", "token", "release"})
+#: placeholders only a run knows (the compose and k8s stages inject just these: the team's own
+#: files wire the database)
+RUN_PLACEHOLDERS = frozenset({"token", "release"})
+TEMPLATE = re.compile(r"\$\{([\w.]+)\}")
+SUBSTITUTE_KINDS = ("python", "mysql")
 Seconds = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+UrlPath = Annotated[str, Field(pattern=r"^/")]
 
 
 class _Section(BaseModel):
@@ -34,20 +55,19 @@ def _existing(value: str, info: ValidationInfo) -> Path:
     return path
 
 
-ExistingPath = Annotated[Path, Field(description="a path relative to the config file")]
+def _existing_list(values: list[str], info: ValidationInfo) -> list[Path]:
+    return [_existing(value, info) for value in values]
 
 
-class AppEnv(_Section):
-    database_url: str = "DATABASE_URL"
-    token: str = "API_TOKEN"
-    release: str = "RELEASE_ID"
-    port: str = "PORT"
-    host: str = "HOST"
+def placeholders(template: str) -> set[str]:
+    """The `${name}`s a template uses."""
+    return set(TEMPLATE.findall(template))
 
 
 class LocalCommands(_Section):
-    workdir: ExistingPath = Path()
-    seed: list[str] = Field(min_length=1)
+    """How the app runs as a process on this machine (the local stages)."""
+
+    workdir: Path = Field(Path(), validate_default=True)
     serve: list[str] = Field(min_length=1)
 
     _paths = field_validator("workdir", mode="before")(_existing)
@@ -55,17 +75,54 @@ class LocalCommands(_Section):
 
 class AppSettings(_Section):
     name: str
-    port: int = Field(8000, ge=1, le=65535)
-    health_path: str = "/healthz"
-    ready_path: str = "/readyz"
-    version_path: str = "/version"
+    port: Port = 8000
+    health_path: UrlPath | None = None
+    ready_path: UrlPath | None = None
+    version_path: UrlPath | None = None
+    #: the app's OpenAPI document (property-based API checks and the cross-stage diff use it)
+    openapi_path: UrlPath | None = None
     release_field: str = "release"
     token: str | None = None
-    env: AppEnv = AppEnv()
-    local: LocalCommands
+    log_format: Literal["json", "text"] = "text"
+    env: dict[str, str] = Field(default_factory=dict)
+    local: LocalCommands | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _known_placeholders(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, template in env.items():
+            unknown = sorted(placeholders(template) - PLACEHOLDERS)
+            if unknown:
+                raise ValueError(f"{name}: unknown placeholder ${{{unknown[0]}}} "
+                                 f"(known: {', '.join(sorted(PLACEHOLDERS))})")
+        return env
+
+    @property
+    def port_from_env(self) -> bool:
+        """True when the app reads its port from the environment (else it listens on `port`)."""
+        return any("port" in placeholders(template) for template in self.env.values())
+
+    @property
+    def ready_probe_path(self) -> str | None:
+        """What says "up": readiness, else liveness (else the load request, see CheckSettings)."""
+        return self.ready_path or self.health_path
+
+
+class SeedSettings(_Section):
+    """How the database gets its schema and first data. The compose and k8s stages use the
+    team's own files for this (an init container, a Job, SQL in the image's init directory)."""
+
+    command: list[str] | None = Field(None, min_length=1)
+    sql: list[Path] = Field(default_factory=list)
+
+    _paths = field_validator("sql", mode="before")(_existing_list)
 
 
 class DatabaseSettings(_Section):
+    """The MySQL-protocol database the local and docker stages start (the team's compose file
+    and manifests configure their own)."""
+
+    image: str = "mysql:8.4"
     name: str = "app"
     user: str = "app"
     password: str
@@ -73,58 +130,95 @@ class DatabaseSettings(_Section):
 
 
 class ContractSettings(_Section):
-    cases: ExistingPath
+    cases: Path
 
     _paths = field_validator("cases", mode="before")(_existing)
 
 
+class LoadRequest(_Section):
+    """The request the chaos load sends, and the status that counts as success."""
+
+    method: Literal["GET", "HEAD"] = "GET"
+    path: UrlPath = "/"
+    status: int = Field(200, ge=100, le=599)
+
+
+class CheckSettings(_Section):
+    load: LoadRequest = LoadRequest()
+    #: a contract case with steps (write, save, read back): what proves data survived a disruption
+    persistence: str | None = None
+    #: the chaos load's open-loop rate (requests/s) and its hard stop (seconds)
+    rate: float = Field(200.0, gt=0, le=2000)
+    max_seconds: float = Field(90.0, gt=0, le=300)
+    #: how long the app may take to serve again after its database pod is killed
+    database_recovery_seconds: Seconds = 60.0
+    #: property-based API checks (schemathesis): examples per operation, and the fixed seed
+    api_examples: int = Field(20, ge=1, le=1000)
+    api_seed: int = 1
+    #: the cross-stage diff: JSON fields (by name, at any depth) and headers allowed to differ
+    diff_ignore_fields: list[str] = Field(default_factory=lambda: ["id", "release", "created_at"])
+    diff_headers: list[str] = Field(default_factory=lambda: ["Content-Type", "Allow", "Location"])
+
+
 class AppImage(_Section):
     tag: str
-    dockerfile: ExistingPath
-    context: ExistingPath = Path()
-    requirements: ExistingPath | None = None
+    #: the name the team's compose file and manifests give the app image (default: `tag`)
+    name: str | None = None
+    dockerfile: Path
+    context: Path = Field(Path(), validate_default=True)
+    #: the requirements file that `pip install -r` reads in the Dockerfile (air-gapped wheelhouse)
+    requirements: Path | None = None
 
     _paths = field_validator("dockerfile", "context", "requirements", mode="before")(_existing)
 
-
-class DbImage(_Section):
-    tag: str
-    upstream: str = "mysql:8.4"
-    recipe: ExistingPath
-
-    _paths = field_validator("recipe", mode="before")(_existing)
+    @property
+    def ref_name(self) -> str:
+        return self.name or self.tag
 
 
 class ImageSettings(_Section):
     airgap: Literal["auto", "always", "never"] = "auto"
     app: AppImage
-    db: DbImage
+    #: upstream image -> the local recipe that stands in for it when no registry answers
+    substitute: dict[str, Literal["python", "mysql"]] = Field(default_factory=dict)
 
 
-class LocalStage(_Section):
+class LocalSettings(_Section):
     up_timeout: Seconds = 60
+    #: an existing MySQL server for local-mysql ($STAGEPROOF_LOCAL_MYSQL_URL); else a throwaway one
+    mysql_url: str | None = None
 
 
-class DockerStage(_Section):
+class DockerSettings(_Section):
     up_timeout: Seconds = 120
+    #: run the app (and its seed) on a read-only root filesystem with a /tmp tmpfs
+    read_only: bool = False
 
 
-class ComposeStage(_Section):
-    file: ExistingPath
+class ComposeSettings(_Section):
+    file: Path
     service: str = "web"
+    database: str = "db"
     up_timeout: Seconds = 180
 
     _paths = field_validator("file", mode="before")(_existing)
 
 
-class K8sStage(_Section):
-    kustomize: str
-    kind_config: str
+class K8sSettings(_Section):
+    #: the team's manifests: a kustomization folder or a plain folder of YAML files
+    manifests: Path
+    #: a kind cluster config of the team's own (stageproof adds its port mapping), else a default
+    kind_config: Path | None = None
+    nodes: int = Field(1, ge=1, le=5)
     cluster: str = "stageproof"
     namespace: str = "stageproof"
     deployment: str = "web"
+    #: the Service that stageproof exposes on 127.0.0.1 (default: named like the deployment)
+    service: str | None = None
+    #: the database's Deployment or StatefulSet
     database: str = "db"
-    seed_job: str = "seed"
+    #: a Job that seeds the database, waited for (None: the seed is an init container or SQL)
+    seed_job: str | None = None
     node_port: int = Field(30080, ge=30000, le=32767)
     up_timeout: Seconds = 600
     # An existing cluster instead of kind (a team's own): its kubeconfig context, the kubeconfig
@@ -134,17 +228,32 @@ class K8sStage(_Section):
     base_url: str | None = None
     # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
     check_timeout: Seconds = 180
-    # Deploy these image refs instead of the ones `images` builds (e.g. a team's registry for its
-    # own cluster); $STAGEPROOF_K8S_APP_IMAGE / $STAGEPROOF_K8S_DB_IMAGE override them.
+    # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry);
+    # $STAGEPROOF_K8S_APP_IMAGE overrides it.
     app_image: str | None = None
-    db_image: str | None = None
+
+    _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
+
+    @property
+    def web_service(self) -> str:
+        return self.service or self.deployment
 
 
 class StageSettings(_Section):
-    local: LocalStage = LocalStage()
-    docker: DockerStage = DockerStage()
-    compose: ComposeStage | None = None
-    k8s: K8sStage | None = None
+    #: stages that do not apply to this app, with the reason (reported, never run)
+    not_applicable: dict[str, str] = Field(default_factory=dict)
+    local: LocalSettings = LocalSettings()
+    docker: DockerSettings = DockerSettings()
+    compose: ComposeSettings | None = None
+    k8s: K8sSettings | None = None
+
+    @field_validator("not_applicable")
+    @classmethod
+    def _known_stages(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(STAGE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown stage {unknown[0]!r} (stages: {', '.join(STAGE_NAMES)})")
+        return value
 
 
 class Settings(_Section):
@@ -152,8 +261,20 @@ class Settings(_Section):
     app: AppSettings
     database: DatabaseSettings
     contract: ContractSettings
+    seed: SeedSettings = SeedSettings()
+    checks: CheckSettings = CheckSettings()
     images: ImageSettings | None = None
     stages: StageSettings = StageSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.seed.command and self.app.local is None:
+            raise ValueError("seed.command: needs [app.local] (its workdir) to run locally")
+        return self
+
+    def not_applicable(self, stage: str) -> str | None:
+        """Why `stage` does not apply to this app (declared in the config), else None."""
+        return self.stages.not_applicable.get(stage)
 
 
 def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -165,17 +286,16 @@ def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the config file (see `config_path`); env overrides apply."""
     env = os.environ if env is None else env
-    config_path = _config_path(path, env)
+    source = config_path(path, env)
     try:
-        raw = tomllib.loads(config_path.read_text())
+        raw = tomllib.loads(source.read_text())
     except FileNotFoundError as err:
-        raise ConfigError(f"config file not found: {config_path} (set {CONFIG_ENV} or pass --config)") from err
+        raise ConfigError(f"config file not found: {source} (set {CONFIG_ENV} or pass --config)") from err
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{config_path}: not valid TOML: {err}") from err
-    return parse_settings(_apply_env(raw, env), root=config_path.parent, source=str(config_path))
-
-
-_config_path = config_path
+        raise ConfigError(f"{source}: not valid TOML: {err}") from err
+    settings = parse_settings(_apply_env(raw, env), root=source.parent, source=str(source))
+    _check_contract_refs(settings, source=str(source))
+    return settings
 
 
 def parse_settings(raw: Mapping[str, Any], *, root: Path, source: str = "config") -> Settings:
@@ -185,23 +305,48 @@ def parse_settings(raw: Mapping[str, Any], *, root: Path, source: str = "config"
     try:
         return Settings.model_validate({**raw, "root": root}, context={"root": root})
     except ValidationError as err:
-        raise ConfigError(f"{source}: {_describe(err)}") from None
+        raise ConfigError(f"{source}: {describe(err)}") from None
 
 
-def _describe(err: ValidationError) -> str:
-    """Each problem as `dotted.key: message`, the first on the same line as the file name."""
+def describe(err: ValidationError, *, names: Mapping[int, str] | None = None) -> str:
+    """Each problem as `dotted.key: message`, the first on the same line as the file name.
+
+    `names` turns list indexes at the top (`case.3`) into the case's own name."""
     lines = []
     for problem in err.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        loc = list(problem["loc"])
+        if names and len(loc) > 1 and isinstance(loc[1], int) and loc[1] in names:
+            loc[1] = f"{names[loc[1]]!r}"
+        key = ".".join(str(part) for part in loc) or "(top level)"
         message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
         lines.append(f"{key}: {message.removeprefix('Value error, ')}")
     return "\n  ".join(lines)
 
 
+def _check_contract_refs(settings: Settings, *, source: str) -> None:
+    """`checks.persistence` names a contract case with at least two steps."""
+    name = settings.checks.persistence
+    if name is None:
+        return
+    from harness.contract.cases import load_cases  # the contract module imports this one
+
+    cases = {case.name: case for case in load_cases(settings.contract.cases)}
+    if name not in cases:
+        raise ConfigError(f"{source}: checks.persistence: no contract case named {name!r} in {settings.contract.cases}")
+    if len(cases[name].all_steps()) < 2:
+        raise ConfigError(f"{source}: checks.persistence: case {name!r} needs steps (write, then read back)")
+
+
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto."""
+    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL."""
+    raw = dict(raw)
     airgap = env.get("STAGEPROOF_AIRGAP")
-    if airgap is None or "images" not in raw:
-        return raw
-    value = {"1": "always", "true": "always", "0": "never", "false": "never"}.get(airgap.lower(), airgap)
-    return {**raw, "images": {**raw["images"], "airgap": value}}
+    if airgap is not None and "images" in raw:
+        value = {"1": "always", "true": "always", "0": "never", "false": "never"}.get(airgap.lower(), airgap)
+        raw["images"] = {**raw["images"], "airgap": value}
+    mysql_url = env.get("STAGEPROOF_LOCAL_MYSQL_URL")
+    if mysql_url:
+        stages = dict(raw.get("stages", {}))
+        stages["local"] = {**stages.get("local", {}), "mysql_url": mysql_url}
+        raw["stages"] = stages
+    return raw

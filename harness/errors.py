@@ -31,12 +31,24 @@ class WaitTimeout(StageproofError):
 
 
 class CommandFailed(StageproofError):
-    """A subprocess exited non-zero; carries the pasteable command and its stderr."""
+    """A subprocess exited non-zero or timed out; carries the pasteable command and its output.
 
-    def __init__(self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
+    `timed_out` is the timeout in seconds when the command was killed for running too long
+    (then `returncode` is -1); stdout/stderr still hold what it printed before that.
+    """
+
+    def __init__(self, cmd: Sequence[str], returncode: int, stdout: str, stderr: str,
+                 *, timed_out: float | None = None) -> None:
         self.cmd = list(cmd)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
+        self.timed_out = timed_out
         tail = "\n".join((stderr or stdout or "").strip().splitlines()[-30:])
-        super().__init__(f"command failed (exit {returncode}): {shlex.join(self.cmd)}\n{tail}")
+        how = f"timed out after {timed_out:g}s" if timed_out is not None else f"exit {returncode}"
+        super().__init__(f"command failed ({how}): {shlex.join(self.cmd)}\n{tail}")
+
+    @property
+    def command(self) -> str:
+        """The command in a form you can paste into a shell."""
+        return shlex.join(self.cmd)

@@ -7,25 +7,28 @@ leaves no container, volume or network behind.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
-import string
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from harness.cache import cache_dir
-from harness.errors import StageproofError
-from harness.net import free_port
+from harness.errors import ConfigError, StageproofError
+from harness.net import LOOPBACK, free_port
 from harness.run import run
 
 log = logging.getLogger("stageproof.kind")
 
-CONFIG_TEMPLATE = Path(__file__).resolve().parents[1] / "stages" / "k8s" / "kind.yaml"
-APP_NODE_PORT = 30080
-CHECK_NODE_PORT = 30081
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+#: one control plane, what kind makes without a config (stageproof adds its port mapping)
+DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                                  "nodes": [{"role": "control-plane"}]}
 
 
 def exists(name: str) -> bool:
@@ -40,26 +43,63 @@ def network_name(cluster: str) -> str:
 
 @dataclass(frozen=True)
 class RenderedConfig:
-    """A kind config written from the template, and the host ports it publishes on 127.0.0.1."""
+    """A kind config written for one cluster, and the 127.0.0.1 port each NodePort is published on."""
 
     path: Path
-    app_host_port: int
-    check_host_port: int
+    host_ports: dict[int, int]
+
+    def host_port(self, node_port: int) -> int:
+        return self.host_ports[node_port]
 
 
-def render_config(name: str, *, workers: int = 0, app_host_port: int | None = None,
-                  check_host_port: int | None = None, template: Path = CONFIG_TEMPLATE) -> RenderedConfig:
-    """Fill `stages/k8s/kind.yaml` (free host ports unless given) into the cluster's cache dir."""
-    app_port = app_host_port or free_port()
-    check_port = check_host_port or free_port()
-    text = string.Template(template.read_text()).substitute(
-        app_host_port=app_port,
-        check_host_port=check_port,
-        worker_nodes="".join("  - role: worker\n" for _ in range(workers)),
-    )
+def render_config(name: str, *, source: Path | None = None, nodes: int = 1, node_ports: Sequence[int] = (),
+                  host_ports: Mapping[int, int] | None = None) -> RenderedConfig:
+    """The team's kind config (`source`, else one control plane) made fit for stageproof, written
+    into the cluster's cache dir: API server and `node_ports` on 127.0.0.1 only (free host ports
+    unless `host_ports` names them), and `nodes - 1` workers when the file lists none."""
+    chosen = {port: (host_ports or {}).get(port) or free_port() for port in node_ports}
+    config = with_overrides(load_config(source), nodes=nodes, host_ports=chosen)
     path = cache_dir("kind", name) / "kind.yaml"
-    path.write_text(text)
-    return RenderedConfig(path, app_port, check_port)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return RenderedConfig(path, chosen)
+
+
+def load_config(source: Path | None) -> dict[str, Any]:
+    """A kind `Cluster` config from `source` (a team's own file), else the default."""
+    if source is None:
+        return copy.deepcopy(DEFAULT_CONFIG)
+    try:
+        config = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"stages.k8s.kind_config: {source} is not valid YAML: {err}") from err
+    if not isinstance(config, dict) or config.get("kind") != "Cluster":
+        raise ConfigError(f"stages.k8s.kind_config: {source} is not a kind config (kind: Cluster)")
+    return config
+
+
+def with_overrides(config: dict[str, Any], *, nodes: int, host_ports: Mapping[int, int]) -> dict[str, Any]:
+    """`config` with stageproof's overrides (a copy): loopback-only API server and port mappings,
+    workers up to `nodes`, no `name` (the cluster is named on the command line)."""
+    config = copy.deepcopy(config)
+    config.pop("name", None)
+    config["networking"] = {**(config.get("networking") or {}), "apiServerAddress": LOOPBACK}
+    config["nodes"] = list(config.get("nodes") or [{"role": "control-plane"}])
+    if not any(node.get("role") == "worker" for node in config["nodes"]):
+        config["nodes"] += [{"role": "worker"} for _ in range(nodes - 1)]
+    control_plane = _control_plane(config)
+    mappings = [m for m in control_plane.get("extraPortMappings") or [] if m.get("containerPort") not in host_ports]
+    mappings += [{"containerPort": node_port, "hostPort": host_port, "listenAddress": LOOPBACK, "protocol": "TCP"}
+                 for node_port, host_port in host_ports.items()]
+    control_plane["extraPortMappings"] = mappings
+    return config
+
+
+def _control_plane(config: dict[str, Any]) -> dict[str, Any]:
+    """The first control-plane node (kind's default role), where NodePorts are published."""
+    for node in config["nodes"]:
+        if node.get("role", "control-plane") == "control-plane":
+            return node
+    raise ConfigError("stages.k8s.kind_config: the kind config has no control-plane node")
 
 
 @dataclass

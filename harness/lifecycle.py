@@ -11,12 +11,15 @@ import os
 import time
 
 from harness.config import Settings
-from harness.errors import StageUnavailable
+from harness.errors import CommandFailed, StageUnavailable
 from harness.release import current_release
 from harness.report import Ledger
+from harness.shield import shielded
 from harness.stage import Deployment, Stage, get_stage, new_run_id
 
 log = logging.getLogger("stageproof")
+MAX_ERROR_CHARS = 580  # with the "up failed: " prefix, under 600
+TAIL_LINES = 5
 
 
 def in_ci() -> bool:
@@ -38,6 +41,7 @@ class StageRunner:
 
     def start(self, name: str) -> tuple[Stage, Deployment]:
         """Bring stage `name` up; on failure tear down what it half-created, then re-raise."""
+        self._reap_dead_runs(name)
         stage = get_stage(name)(self.settings, run_id=self.run_id, release=self.release)
         record = self.ledger.record(name)
         self._live[name] = stage
@@ -46,27 +50,57 @@ class StageRunner:
         try:
             deployment = stage.up()
         except BaseException as err:
-            record.error = f"up failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-            self.stop(name, force=True)
+            record.error = f"up failed: {describe_failure(err)}"
+            self._teardown_after_failure(name, err)
             raise
         stage.deployment = deployment
         record.up_seconds = time.monotonic() - started
+        record.notes += [f"substitute image: {upstream} <- {what}" for upstream, what in stage.substitutes.items()]
         record.release, record.base_url = deployment.release, deployment.base_url
         print(f"[stageproof] {name}: up in {record.up_seconds:.1f}s at {deployment.base_url}", flush=True)
         return stage, deployment
 
+    def _reap_dead_runs(self, name: str) -> None:
+        """What killed runs of this stage left (their owner process is gone) goes first; live
+        runs elsewhere are spared. A failure here is logged, never fatal."""
+        try:
+            removed = get_stage(name).reap(self.settings)
+        except StageUnavailable:
+            return  # up() says so, with the reason
+        except Exception as err:
+            log.warning("could not reap leftovers of %s: %s", name, err)
+            return
+        if removed:
+            print(f"[stageproof] {name}: removed what killed runs left: {', '.join(removed)}", flush=True)
+
+    def _teardown_after_failure(self, name: str, err: BaseException) -> None:
+        """Remove what a failed `up` half-created; a teardown error becomes a note on `err`, never
+        replacing it (the bring-up error is the one the user must see)."""
+        try:
+            self.stop(name, force=True)
+        except Exception as down_err:
+            note = f"[stageproof] {name}: teardown after the failed bring-up also failed: {describe_failure(down_err)}"
+            err.add_note(note)
+            log.error("%s", note, exc_info=down_err)
+
     def stop(self, name: str, *, force: bool = False) -> None:
+        """Tear stage `name` down (unless --keep); records the time taken, re-raises its errors."""
         stage = self._live.pop(name, None)
         if stage is None:
             return
+        record = self.ledger.record(name)
         if self.keep and not force:
-            self.ledger.record(name).notes.append("kept up (--keep): remove it with `stageproof down`")
+            record.notes.append("kept up (--keep): remove it with `stageproof down`")
             return
         started = time.monotonic()
         try:
-            stage.down()
+            with shielded(f"tearing down {name}"):
+                stage.down()
+        except BaseException as err:
+            record.notes.append(f"down failed: {describe_failure(err)}")
+            raise
         finally:
-            self.ledger.record(name).down_seconds = time.monotonic() - started
+            record.down_seconds = time.monotonic() - started
 
     def stop_all(self) -> None:
         for name in list(self._live):
@@ -77,4 +111,31 @@ class StageRunner:
         return in_ci()
 
 
-__all__ = ["StageRunner", "StageUnavailable", "in_ci"]
+def describe_failure(err: BaseException) -> str:
+    """A short (< 600 chars) account of why something failed, for the summary table: for a
+    command, the command and the end of its stderr; otherwise the message's first and last lines."""
+    if isinstance(err, CommandFailed):
+        how = f"timed out after {err.timed_out:g}s" if err.timed_out is not None else f"exit {err.returncode}"
+        head = f"{_clip(err.command, 200)} ({how})"
+        tail = _meaningful_lines(err.stderr or err.stdout)[-TAIL_LINES:]
+    else:
+        lines = _meaningful_lines(str(err))
+        head = _clip(f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__, 200)
+        tail = lines[1:][-(TAIL_LINES - 1):]
+    tail = [_clip(line, 160) for line in tail]
+    while tail and len(" | ".join([head, *tail])) > MAX_ERROR_CHARS:
+        tail.pop(0)  # the last lines say the most: drop from the front
+    return " | ".join([head, *tail])
+
+
+def _meaningful_lines(text: str) -> list[str]:
+    """Lines that say something: not blank, not a bare separator like `---` or `===`."""
+    stripped = (line.strip() for line in text.splitlines())
+    return [line for line in stripped if line.strip("-=*_#~. ")]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+__all__ = ["StageRunner", "StageUnavailable", "describe_failure", "in_ci"]

@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.checks.common import missing_settings
 from harness.config import Settings, load_settings
 from harness.contract.cases import Case, load_cases
 from harness.contract.runner import ContractClient
+from harness.diff import stage_unique
 from harness.errors import ConfigError, StageUnavailable
 from harness.lifecycle import StageRunner, in_ci
 from harness.report import Ledger
 from harness.stage import Deployment, Stage, get_stage
 
 ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
+Reporter = Callable[..., None]
 RUNNER_KEY = pytest.StashKey[StageRunner]()
 SETTINGS_KEY = pytest.StashKey[Settings]()
+SIGTERM_KEY = pytest.StashKey[Any]()  # the SIGTERM handler replaced by stageproof, restored at the end
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,17 +41,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--release", metavar="ID", help="with --base-url: the release id /version must report")
     group.addoption("--stageproof-config", metavar="PATH", help="the app's config file (default stageproof.toml)")
     group.addoption("--stageproof-report", metavar="PATH", help="also write the run summary as JSON here")
+    group.addoption("--stageproof-diff-against", metavar="PATH",
+                    help="also compare every stage's answers to this saved recording (<report>.recording.<stage>.json)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires(*capabilities): a check that needs these stage capabilities")
+    config.addinivalue_line("markers", "needs(*settings): a check that needs these dotted settings to be set")
     config.addinivalue_line("markers", "contract: the shared contract suite, run verbatim against every stage")
-    if getattr(config.option, "numprocesses", None):
-        raise pytest.UsageError("stageproof stages own real environments: run without -n (pytest-xdist)")
+    config.addinivalue_line("markers", "stage_diff: the cross-stage diff, run right after the contract")
+    _refuse_parallel_stages(config)
     if config.getoption("base_url") and config.getoption("keep"):
         raise pytest.UsageError("--keep has no effect with --base-url: stageproof did not start that deployment")
-    # SIGTERM (CI cancel, IDE stop) unwinds like Ctrl-C so fixtures tear their stage down.
-    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _refuse_parallel_stages(config: pytest.Config) -> None:
+    """Stages own real environments, so -n (pytest-xdist) is refused once a run selects one;
+    a run that selects none behaves exactly as it would without stageproof installed."""
+    selected = config.getoption("stage") or config.getoption("base_url")
+    if selected and getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("stageproof stages own real environments: run without -n (pytest-xdist)")
+
+
+def _arm_for_stages(config: pytest.Config) -> None:
+    """Before the first stage comes up: refuse an xdist worker (each would start its own copy),
+    and make SIGTERM (CI cancel, IDE stop) unwind like Ctrl-C so fixtures tear stages down."""
+    if hasattr(config, "workerinput"):
+        pytest.fail("stageproof stages own real environments: run without -n (pytest-xdist)", pytrace=False)
+    if SIGTERM_KEY in config.stash or threading.current_thread() is not threading.main_thread():
+        return
+    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -72,8 +96,13 @@ def _runner(config: pytest.Config) -> StageRunner:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     runner = config.stash.get(RUNNER_KEY, None)
-    if runner is not None:
-        runner.stop_all()
+    try:
+        if runner is not None:
+            runner.stop_all()
+    finally:
+        if SIGTERM_KEY in config.stash:
+            signal.signal(signal.SIGTERM, config.stash[SIGTERM_KEY])
+            del config.stash[SIGTERM_KEY]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -85,26 +114,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the selected stages and the checks they can run; contract cases go first."""
+    """Keep the selected stages and the checks they can run; contract cases go first, then the
+    cross-stage diff (every stage's database then holds the same rows), then the other checks."""
     wanted = set(config.getoption("stage"))
     kept = [item for item in items if (not wanted or _stage_of(item) in wanted | {None}) and _applicable(item)]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
-    items.sort(key=lambda item: 0 if item.get_closest_marker("contract") else 1)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("contract") else
+               1 if item.get_closest_marker("stage_diff") else 2)
 
 
 def _applicable(item: pytest.Item) -> bool:
-    """A `requires(...)` check runs only on a stage with those capabilities; a note says so."""
-    marker = item.get_closest_marker("requires")
-    if marker is None:
-        return True
+    """A check runs only where it applies: on a stage the config does not declare not applicable,
+    with the capabilities it `requires` and the settings it `needs`; the summary says why not."""
     stage = _stage_of(item)
-    missing = sorted(set(marker.args) - get_stage(stage).capabilities) if stage else list(marker.args)
-    if missing and stage:
-        _runner(item.config).ledger.record(stage).notes.append(
-            f"not applicable: {getattr(item, 'originalname', item.name)} (the stage cannot {', '.join(missing)})")
-    return not missing
+    if stage is None:
+        return item.get_closest_marker("requires") is None
+    settings = _settings(item.config)
+    declared = settings.not_applicable(stage)
+    reason = f"the stage: {declared}" if declared else _why_not(item, stage, settings)
+    if reason is None:
+        return True
+    notes = _runner(item.config).ledger.record(stage).notes
+    note = f"not applicable: {reason}" if declared else \
+        f"not applicable: {getattr(item, 'originalname', item.name)} ({reason})"
+    if note not in notes:
+        notes.append(note)
+    return False
+
+
+def _why_not(item: pytest.Item, stage: str, settings: Settings) -> str | None:
+    required = item.get_closest_marker("requires")
+    missing = sorted(set(required.args) - get_stage(stage).capabilities) if required else []
+    if missing:
+        return f"the stage cannot {', '.join(missing)}"
+    needed = item.get_closest_marker("needs")
+    unset = missing_settings(settings, tuple(needed.args)) if needed else []
+    return f"the config sets no {', '.join(unset)}" if unset else None
 
 
 def _stage_of(item: pytest.Item) -> str | None:
@@ -124,7 +171,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     counted = report.when == "call" or (report.outcome == "failed") or (report.skipped and report.when == "setup")
     if stage is not None and counted:
         _runner(item.config).ledger.outcome(stage, report.outcome, seconds=report.duration,
-                                            contract=item.get_closest_marker("contract") is not None)
+                                            contract=item.get_closest_marker("contract") is not None,
+                                            test=getattr(item, "originalname", item.name))
     return report
 
 
@@ -136,7 +184,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_line(runner.ledger.table())
     target = config.getoption("stageproof_report")
     if target:
-        runner.ledger.write_json(Path(target))
+        from harness.report_html import write_reports
+
+        html = write_reports(runner.ledger, Path(target))
+        terminalreporter.write_line(f"stageproof report: {target} and {html}")
 
 
 # -- fixtures --------------------------------------------------------------------------------
@@ -162,6 +213,7 @@ def _stage_up(config: pytest.Config, name: str) -> Iterator[Stage | None]:
         yield None
         return
     runner = _runner(config)
+    _arm_for_stages(config)
     try:
         with _live_output(config):
             live, _ = runner.start(name)
@@ -215,11 +267,31 @@ def contract_cases(stageproof_settings: Settings) -> list[Case]:
 
 
 @pytest.fixture
-def contract_client(deployment: Deployment) -> ContractClient:
-    return ContractClient(deployment)
+def contract_client(deployment: Deployment, stage_runner: StageRunner,
+                    request: pytest.FixtureRequest) -> ContractClient:
+    """The contract pass uses one `${unique}` per stage, so every stage's database holds the same rows
+    when the diff runs; other checks get a fresh one (their writes must not collide with the contract's)."""
+    contract = request.node.get_closest_marker("contract") is not None
+    return ContractClient(deployment, unique=stage_unique(stage_runner.run_id, deployment.stage) if contract else None)
 
 
 @pytest.fixture
 def ledger(stage_runner: StageRunner) -> Ledger:
     return stage_runner.ledger
+
+
+@pytest.fixture
+def report(stage: Stage | None, stage_runner: StageRunner, request: pytest.FixtureRequest) -> Reporter:
+    """Print a check's measured figures and keep them in the run summary of its stage: the text
+    as a note, `figures` (a dict, e.g. `DisruptionResult.figures()`) as structured data."""
+
+    def note(text: str, figures: dict[str, Any] | None = None) -> None:
+        name = stage.name if stage is not None else "external"
+        print(f"[stageproof] {name}: {text}", flush=True)
+        record = stage_runner.ledger.record(name)
+        record.notes.append(text)
+        if figures is not None:
+            record.figures.append({"check": getattr(request.node, "originalname", request.node.name), **figures})
+
+    return note
 

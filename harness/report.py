@@ -1,14 +1,26 @@
 """The run's summary: per stage, checks passed/failed and the time of each phase.
 
-Printed at the end of every run and, with `--stageproof-report PATH`, written as JSON.
+Printed at the end of every run and, with `--stageproof-report PATH`, written as JSON (and as
+a self-contained HTML page beside it, see `harness.report_html`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+#: the plugin's note for a check it deselected on a stage: "not applicable: <test> (<reason>)"
+CHECK_NOT_APPLICABLE = re.compile(r"not applicable: (?P<test>\S+) \((?P<reason>.*)\)", re.DOTALL)
+#: the plugin's note for a stage the config declares not applicable to the app
+STAGE_NOT_APPLICABLE = "not applicable: the stage: "
+NOT_APPLICABLE = "not applicable"
+NOT_RUN = "not run"
+#: when one check is reported several times on a stage (parametrized, or its teardown broke), the worst wins
+_SEVERITY = {"skipped": 0, "passed": 1, "failed": 2}
 
 
 @dataclass
@@ -24,6 +36,28 @@ class StageRecord:
     skipped: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: structured figures of the checks that measured something (chaos: sent, failed, p99, ...)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    #: test name -> "passed", "failed" or "skipped" (the worst of its reports on this stage)
+    outcomes: dict[str, str] = field(default_factory=dict)
+
+    def not_applicable(self) -> dict[str, str]:
+        """Checks deselected on this stage, with the reason, read back from the plugin's notes."""
+        found = (CHECK_NOT_APPLICABLE.fullmatch(note) for note in self.notes)
+        return {match["test"]: match["reason"] for match in found if match}
+
+    def stage_not_applicable(self) -> str | None:
+        """Why the whole stage does not apply to the app (declared in the config), else None."""
+        return next((note.removeprefix(STAGE_NOT_APPLICABLE) for note in self.notes
+                     if note.startswith(STAGE_NOT_APPLICABLE)), None)
+
+    def cell(self, test: str) -> tuple[str, str]:
+        """(outcome, reason) of `test` on this stage: a reported outcome, else "not applicable"
+        with its reason, else "not run" (the stage's folder does not hold that check)."""
+        if test in self.outcomes:
+            return self.outcomes[test], ""
+        reason = self.not_applicable().get(test) or self.stage_not_applicable()
+        return (NOT_APPLICABLE, reason) if reason is not None else (NOT_RUN, "")
 
 
 class Ledger:
@@ -32,12 +66,16 @@ class Ledger:
     def __init__(self) -> None:
         self.stages: dict[str, StageRecord] = {}
         self.started = time.time()
+        self.finished: float | None = None  # set when read back from a report; else "now"
 
     def record(self, stage: str) -> StageRecord:
         return self.stages.setdefault(stage, StageRecord(stage))
 
-    def outcome(self, stage: str, outcome: str, *, contract: bool, seconds: float) -> None:
+    def outcome(self, stage: str, outcome: str, *, contract: bool, seconds: float, test: str | None = None) -> None:
         rec = self.record(stage)
+        if test is not None:
+            previous = rec.outcomes.get(test, outcome)
+            rec.outcomes[test] = max(previous, outcome, key=lambda name: _SEVERITY.get(name, 2))
         if outcome == "passed":
             rec.passed += 1
         elif outcome == "failed":
@@ -58,8 +96,30 @@ class Ledger:
             rows += [f"  - {note}" for note in rec.notes]
         return "\n".join(rows)
 
+    def checks(self) -> list[str]:
+        """Every check of the run, in the order first seen: the rows of the stage x check matrix."""
+        names: dict[str, None] = {}
+        for rec in self.stages.values():
+            names.update(dict.fromkeys(rec.outcomes))
+            names.update(dict.fromkeys(rec.not_applicable()))
+        return list(names)
+
+    def payload(self) -> dict[str, Any]:
+        return {"started": self.started, "finished": self.finished or time.time(),
+                "stages": [asdict(rec) for rec in self.stages.values()]}
+
     def write_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"started": self.started, "finished": time.time(),
-                   "stages": [asdict(rec) for rec in self.stages.values()]}
-        path.write_text(json.dumps(payload, indent=2) + "\n")
+        path.write_text(json.dumps(self.payload(), indent=2) + "\n")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Ledger:
+        """A ledger read back from its JSON (to render a report again, or compare one)."""
+        ledger = cls()
+        ledger.started = payload.get("started", ledger.started)
+        ledger.finished = payload.get("finished")
+        known = set(StageRecord.__dataclass_fields__)
+        for data in payload.get("stages", []):
+            rec = StageRecord(**{key: value for key, value in data.items() if key in known})
+            ledger.stages[rec.stage] = rec
+        return ledger

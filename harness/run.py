@@ -49,7 +49,8 @@ def run(
     except FileNotFoundError as err:
         raise StageUnavailable(f"{argv[0]!r} is not installed or not on PATH (needed for: {pasteable})") from err
     except subprocess.TimeoutExpired as err:
-        raise CommandFailed(argv, -1, _text(err.stdout), f"timed out after {timeout}s") from err
+        log.info("  -> timed out after %.1fs", time.monotonic() - started)
+        raise CommandFailed(argv, -1, _text(err.stdout), _text(err.stderr), timed_out=err.timeout) from err
     elapsed = time.monotonic() - started
     log.info("  -> exit %s in %.1fs", proc.returncode, elapsed)
     if check and proc.returncode != 0:

@@ -50,6 +50,8 @@ class Stage:
         self.run_id = run_id
         self.release = release
         self.deployment: Deployment | None = None
+        #: images that stood in for upstream ones (no registry): upstream ref -> what stood in
+        self.substitutes: dict[str, str] = {}
 
     def up(self) -> Deployment:
         """Bring the app up and wait until it is ready; idempotent."""

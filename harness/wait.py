@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from harness.errors import WaitTimeout
+
+if TYPE_CHECKING:
+    from harness.config import Settings
 
 log = logging.getLogger("stageproof.wait")
 T = TypeVar("T")
@@ -76,3 +79,27 @@ def _safe(diagnostics: Callable[[], str]) -> str:
         return diagnostics()
     except Exception as err:  # diagnostics must never hide the timeout itself
         return f"(could not collect diagnostics: {err})"
+
+
+def http_answers(url: str, *, method: str = "GET", status: int = 200,
+                 timeout: float = 3.0) -> Callable[[], requests.Response]:
+    """A probe: `method url` answers `status`."""
+
+    def probe() -> requests.Response:
+        response = requests.request(method, url, timeout=timeout)
+        if response.status_code != status:
+            raise NotYet(f"{method} {url} answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    return probe
+
+
+def app_ready(settings: Settings, base_url: str) -> tuple[str, Callable[[], requests.Response]]:
+    """What says the app is up: its readiness (else liveness) path answering 200, else the
+    configured load request answering its status. Returns (what, probe)."""
+    path = settings.app.ready_probe_path
+    if path:
+        return f"GET {base_url}{path}", http_ok(f"{base_url}{path}")
+    load = settings.checks.load
+    url = f"{base_url}{load.path}"
+    return f"{load.method} {url} -> {load.status}", http_answers(url, method=load.method, status=load.status)

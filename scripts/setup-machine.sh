@@ -10,7 +10,7 @@ DOCKERD_LOG="${DOCKERD_LOG:-/var/log/stageproof-dockerd.log}"
 DOCKERD_TIMEOUT="${DOCKERD_TIMEOUT:-60}"
 TRIXIE_DIR="${TRIXIE_DIR:-/var/cache/stageproof/apt-trixie}"
 # debootstrap builds base images with no registry; mariadb-server serves the local-mysql stage.
-HOST_PACKAGES=(debootstrap mariadb-server ca-certificates)
+HOST_PACKAGES=(debootstrap mariadb-server ca-certificates chromium)
 # What trixie's docker.io needs from bookworm (dpkg -i resolves nothing itself).
 ENGINE_DEPENDENCIES=(tini containerd runc iptables)
 

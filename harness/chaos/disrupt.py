@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from harness.chaos.load import LoadGenerator, LoadResult
 from harness.wait import NotYet, wait_until
@@ -35,6 +36,12 @@ class DisruptionResult:
         return (f"{self.what}: {self.load.summary()}; disruption took {self.action_seconds:.1f}s, "
                 f"recovered {self.recovered_seconds:.1f}s after it began{cover}")
 
+    def figures(self) -> dict[str, Any]:
+        """The measurement as data, for the JSON and HTML reports."""
+        return {"what": self.what, "disrupted_at": round(self.disrupted_at, 3),
+                "action_seconds": round(self.action_seconds, 3), "recovered_seconds": round(self.recovered_seconds, 3),
+                "covered": self.covered, "load": asdict(self.load)}
+
     def problems(self, *, max_failures: int = 0) -> list[str]:
         """What makes this run fail a zero-failure claim (empty when it holds)."""
         found = []
@@ -50,10 +57,14 @@ class DisruptionResult:
 def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
                        recovered: Callable[[], object] | None = None, rate: float = 20.0,
                        max_seconds: float = 60.0, warmup: float = 2.0, settle: float = 3.0,
-                       timeout: float = 5.0) -> DisruptionResult:
+                       timeout: float = 5.0, method: str = "GET", expect_status: int = 200) -> DisruptionResult:
     """Load `url`, wait for a clean baseline of `warmup` seconds, `disrupt()`, wait for
     `recovered()` (it blocks and raises on its own timeout), observe `settle` seconds more."""
-    load = LoadGenerator(url, rate=rate, max_seconds=max_seconds, timeout=timeout).start()
+    # Enough workers that a stalled backend (timeouts) cannot starve the schedule: rate/2 covers
+    # half a second of latency per request before the generator itself would count "overloaded".
+    workers = min(256, max(16, int(rate / 2)))
+    load = LoadGenerator(url, rate=rate, max_seconds=max_seconds, timeout=timeout, method=method,
+                         expect_status=expect_status, workers=workers).start()
     try:
         wait_until(_baseline(load, needed=max(1, int(rate * warmup))), what=f"{warmup:g}s of baseline load on {url}",
                    timeout=BASELINE_TIMEOUT)

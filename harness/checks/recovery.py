@@ -1,8 +1,8 @@
 """Checks that a deployment survives what the talk says it must: restarts and database outages.
 
-Written once like the contract; a stage folder imports the ones its stage supports. Each test
-is marked with the capability it needs (`requires`), and the plugin deselects it, with a note
-in the summary, for a stage that lacks that capability.
+Written once like the contract; every stage folder (and `stageproof test` for a team's app)
+imports them. Each check is marked with the stage capability it needs (`requires`) and the
+settings it needs (`needs`); the plugin reports it "not applicable" where either is missing.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import time
 import pytest
 import requests
 
+from harness.checks.common import Report, answers, load_fails, needs, persistence_case, read_back, write
+from harness.config import Settings
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
-from harness.report import Ledger
 from harness.stage import Deployment, Stage
-from harness.wait import http_ok, wait_until
+from harness.wait import app_ready, wait_until
 
 OUTAGE_TIMEOUT = 60.0
 
@@ -39,28 +40,55 @@ def test_contract_holds_after_app_restart(stage: Stage, deployment: Deployment, 
 
 
 @pytest.mark.requires("stop_database", "app_identity")
-def test_database_outage_is_reported_and_survived(stage: Stage, deployment: Deployment, ledger: Ledger) -> None:
-    client = ContractClient(deployment)
-    token = {"Authorization": f"Bearer {deployment.token}"}
-    base = deployment.base_url
-    created = requests.post(f"{base}/users", json={"name": "erin", "email": f"erin-{client.unique}@example.com"},
-                            headers=token, timeout=10)
-    assert created.status_code == 201, created.text
+@needs("app.ready_path")
+def test_database_outage_is_reported_by_readiness(stage: Stage, deployment: Deployment,
+                                                  stageproof_settings: Settings, report: Report) -> None:
+    """Readiness says 503 while the database is away (liveness stays 200), and 200 after."""
+    app = stageproof_settings.app
+    ready = f"{deployment.base_url}{app.ready_path}"
     before = stage.app_identity()
-
     stage.stop_database()
-    down_at = time.monotonic()
-    outage = wait_until(http_ok(f"{base}{stage.settings.app.ready_path}", expect_status=503),
-                        what="/readyz to report the database outage (503)", timeout=OUTAGE_TIMEOUT)
-    assert requests.get(f"{base}{stage.settings.app.health_path}", timeout=5).status_code == 200
-    stage.start_database()
-    wait_until(http_ok(f"{base}{stage.settings.app.ready_path}"), what="/readyz to recover (200)",
-               timeout=OUTAGE_TIMEOUT)
-    recovered = time.monotonic() - down_at
-
-    after = requests.get(f"{base}/users/{created.json()['id']}", timeout=10)
-    assert after.status_code == 200 and after.json() == created.json(), after.text
+    try:
+        down_at = time.monotonic()
+        wait_until(answers(ready, 503), what=f"{app.ready_path} to report the database outage (503)",
+                   timeout=OUTAGE_TIMEOUT)
+        reported = time.monotonic() - down_at
+        if app.health_path:
+            live = requests.get(f"{deployment.base_url}{app.health_path}", timeout=5).status_code
+            assert live == 200, f"{app.health_path} answered {live} in the outage: liveness must not need the database"
+    finally:
+        stage.start_database()
+    wait_until(answers(ready, 200), what=f"{app.ready_path} to recover (200)", timeout=OUTAGE_TIMEOUT)
     assert stage.app_identity() == before, "the app was restarted during the database outage"
-    ledger.record(stage.name).notes.append(
-        f"database outage: /readyz said {outage.json().get('reason', '503')[:70]!r}; ready again "
-        f"{recovered:.1f}s after the stop; user {created.json()['id']} kept; app not restarted ({before})")
+    report(f"database outage: {app.ready_path} answered 503 {reported:.1f}s after the stop, 200 again "
+           f"{time.monotonic() - down_at:.1f}s after it; app not restarted ({before})")
+
+
+@pytest.mark.requires("stop_database", "app_identity")
+@needs("checks.persistence")
+def test_data_written_before_a_database_outage_reads_back_after(stage: Stage, deployment: Deployment,
+                                                                stageproof_settings: Settings,
+                                                                contract_cases: list[Case], report: Report) -> None:
+    """Users see the outage (the load request fails), the app recovers by itself, and what was
+    written before is still there."""
+    client = ContractClient(deployment)
+    case = persistence_case(stageproof_settings, contract_cases)
+    written = write(client, case)
+    before = stage.app_identity()
+    stage.stop_database()
+    try:
+        down_at = time.monotonic()
+        seen = wait_until(load_fails(stageproof_settings, deployment), timeout=OUTAGE_TIMEOUT,
+                          what="the load request to fail while the database is stopped")
+        visible = time.monotonic() - down_at
+    finally:
+        stage.start_database()
+    what, probe = app_ready(stageproof_settings, deployment.base_url)
+    wait_until(probe, what=f"the app to recover by itself ({what})", timeout=OUTAGE_TIMEOUT)
+    recovered = time.monotonic() - down_at
+    problems = read_back(client, case, written)
+    assert not problems, "\n".join(problems)
+    assert stage.app_identity() == before, "the app was restarted during the database outage"
+    answer = getattr(seen, "status_code", type(seen).__name__)
+    report(f"database outage: the load request failed ({answer}) {visible:.1f}s after the stop; recovered "
+           f"{recovered:.1f}s after it; {case.name!r} read back; app not restarted")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.config import describe
 from harness.errors import ConfigError
 
 
@@ -69,19 +71,42 @@ class ContractFile(_Model):
     case: list[Case] = Field(min_length=1)
 
 
+BUILT_IN = frozenset({"release", "unique", "token"})
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
 def load_cases(path: Path) -> list[Case]:
-    """Read and validate the contract file; one ConfigError naming the case and key."""
+    """Read and validate the contract file; one ConfigError naming the case (by its name) and key."""
     try:
         raw = tomllib.loads(path.read_text())
-        cases = ContractFile.model_validate(raw).case
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"{path}: {err}") from err
+    try:
+        cases = ContractFile.model_validate(raw).case
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: {key}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise ConfigError(f"{path}: {describe(err, names=_case_names(raw))}") from None
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ConfigError(f"{path}: case names must be unique: {duplicates[0]!r} repeats")
+    for case in cases:
+        _check_placeholders(path, case)
     return cases
+
+
+def _case_names(raw: dict[str, Any]) -> dict[int, str]:
+    listed = raw.get("case") if isinstance(raw.get("case"), list) else []
+    return {index: str(case["name"]) for index, case in enumerate(listed)
+            if isinstance(case, dict) and case.get("name")}
+
+
+def _check_placeholders(path: Path, case: Case) -> None:
+    """Every `${name}` a step uses is built in or saved by an earlier step of the same case."""
+    known = set(BUILT_IN)
+    for number, step in enumerate(case.all_steps(), start=1):
+        used = set(PLACEHOLDER.findall(step.model_dump_json(by_alias=True, exclude={"save"})))
+        unknown = sorted(used - known)
+        if unknown:
+            raise ConfigError(f"{path}: case {case.name!r}: step {number}: ${{{unknown[0]}}} is neither built in "
+                              f"({', '.join(sorted(BUILT_IN))}) nor saved by an earlier step")
+        known |= set(step.save)

@@ -25,6 +25,8 @@ WRONG_TOKEN = "stageproof-wrong-token"
 class CaseResult:
     case: str
     problems: list[str] = field(default_factory=list)
+    #: the placeholders' values at the end (built-ins and what steps saved), for a later read-back
+    variables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -34,17 +36,21 @@ class CaseResult:
 class ContractClient:
     """HTTP with timeouts against one deployment; one session, no retries (failures count)."""
 
-    def __init__(self, deployment: Deployment, *, timeout: float = 10.0) -> None:
+    def __init__(self, deployment: Deployment, *, timeout: float = 10.0, unique: str | None = None) -> None:
+        """`unique` is the `${unique}` of every case this client runs (default: a fresh one)."""
         self.deployment = deployment
         self.timeout = timeout
         self.session = requests.Session()
-        self.unique = secrets.token_hex(4)
+        self.unique = unique or secrets.token_hex(4)
 
-    def run_case(self, case: Case) -> CaseResult:
+    def run_case(self, case: Case, *, first_step: int = 1, variables: dict[str, Any] | None = None) -> CaseResult:
+        """Run the case's steps from `first_step` (1-based), starting from `variables` (what an
+        earlier run of the case saved) when given."""
         result = CaseResult(case.name)
-        variables: dict[str, Any] = {"release": self.deployment.release, "unique": self.unique,
-                                     "token": self.deployment.token or ""}
-        for number, step in enumerate(case.all_steps(), start=1):
+        variables = {"release": self.deployment.release, "unique": self.unique,
+                     "token": self.deployment.token or "", **(variables or {})}
+        result.variables = variables
+        for number, step in enumerate(case.all_steps()[first_step - 1:], start=first_step):
             response = self.send(step.request, variables)
             where = f"step {number} ({step.request.method} {response.request.path_url})"
             problems = check(step.expect, response, variables)
@@ -84,7 +90,7 @@ def check(expect: Expect, response: requests.Response, variables: dict[str, Any]
         problems.append(f"content type {content_type!r}, expected {expect.content_type!r}")
     if expect.body is not None and response.text != substitute(expect.body, variables):
         problems.append(f"body {response.text!r} differs from the expected bytes {expect.body!r}")
-    for needle in expect.text_contains or []:
+    for needle in substitute(expect.text_contains or [], variables):
         if needle not in response.text:
             problems.append(f"body lacks {needle!r}")
     if _wants_json(expect):

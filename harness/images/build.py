@@ -1,89 +1,96 @@
-"""`ensure_images`: the app image and the database image every container stage runs.
+"""`ensure_images`: the app image, built from the team's own Dockerfile, and the database image.
 
-With a registry the app is built on `python:3.11-slim` and the database is the official
-`mysql:8.4`. Without one (detected, or forced by `images.airgap` / `STAGEPROOF_AIRGAP=1`) the base
-is a debootstrap image and the database is our MariaDB-based `mysql-compat` image; forced
-air-gapped mode never contacts a registry. Each image carries the hash of its recipe, so a
-second run with the same inputs builds nothing.
+With a registry the upstream images (the database image, the `[images.substitute]` refs) are
+pulled when missing. Without one (detected, or forced by `images.airgap` / `STAGEPROOF_AIRGAP=1`)
+each `[images.substitute]` ref is made to exist locally as a substitute built from our recipes
+(see `substitutes.py`); forced air-gapped mode never contacts a registry. Either way the app is
+`docker build` of the team's Dockerfile and context, unchanged; Docker's layer cache makes a
+second build with the same inputs fast.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import recipe_hash
-from harness.config import AppImage, DbImage, ImageSettings, Settings
+from harness.config import AppImage, ImageSettings, Settings
 from harness.errors import CommandFailed, ConfigError
-from harness.images.docker import RECIPE_LABEL, image_id, image_is_current, require_docker
-from harness.images.rootfs import ensure_rootfs_image
-from harness.images.wheels import ensure_wheelhouse
+from harness.images import say, step
+from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
+from harness.images.substitutes import INHERITED_LABELS, ensure_substitutes
 from harness.release import current_release
 from harness.run import run
 
-REGISTRY_PYTHON_BASE = "python:3.11-slim"
-AIRGAP_BASE = "stageproof/base:bookworm"
-AIRGAP_SUITE = "bookworm"
-AIRGAP_BASE_PACKAGES = ("python3", "python3-venv")
-# What the app Dockerfile COPYs from its context besides `wheels/` (see stages/docker/Dockerfile).
-APP_SOURCES = ("app",)
-BUILD_TIMEOUT = 1200.0
 PULL_TIMEOUT = 300.0
+#: what pip prints in a substitute when the wheel pool lacks a package
+OFFLINE_PIP_MISS = "No matching distribution found"
+FROM_LINE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
-def say(message: str) -> None:
-    """Progress for people (like the stage runner's lines); details go to the log."""
-    print(f"[images] {message}", flush=True)
+@dataclass(frozen=True)
+class BuiltImages:
+    """The images the container stages run, all present locally."""
+
+    #: the app image built from the team's Dockerfile, `<images.app.tag>:<release_tag(release)>`
+    app: str
+    #: `database.image`, present locally (substituted or pulled)
+    database: str
+    #: upstream ref -> what stands in for it (empty in registry mode)
+    substitutes: dict[str, str]
+
+    def refs(self) -> list[str]:
+        """Every image a cluster must hold: the app, the database, every substituted upstream ref."""
+        return list(dict.fromkeys([self.app, self.database, *self.substitutes]))
 
 
-@contextmanager
-def step(what: str) -> Iterator[None]:
-    """Say what is being built and how long it took: cold builds are slow and should say where."""
-    started = time.monotonic()
-    say(f"{what} ...")
-    yield
-    say(f"{what}: {time.monotonic() - started:.1f}s")
+def ensure_images(settings: Settings, *, release: str | None = None, force: bool = False) -> BuiltImages:
+    """Make sure the app and database images (and every substitute) exist locally.
 
-
-def ensure_images(settings: Settings, *, release: str | None = None, force: bool = False) -> dict[str, str]:
-    """Make sure the app and database images exist locally; returns {"app": ref, "db": ref}.
-
-    `force` rebuilds the app and database images even when their recipe is unchanged.
+    `force` rebuilds the substitutes and builds the app image without Docker's layer cache.
     """
     images = _image_settings(settings)
     release = release or current_release(settings.root)
     started = time.monotonic()
     require_docker()
-    airgap = use_airgap(images)
+    database = settings.database.image
+    airgap = use_airgap(images, database=database)
     say(f"{'air-gapped' if airgap else 'registry'} mode, release {release}")
+    substitutes: dict[str, str] = {}
     if airgap:
-        with step(f"base image {AIRGAP_BASE} (debootstrap {AIRGAP_SUITE})"):
-            base = ensure_rootfs_image(AIRGAP_BASE, suite=AIRGAP_SUITE, include=AIRGAP_BASE_PACKAGES)
-        with step(f"database image {images.db.tag}"):
-            db = build_db_image(images.db, base=base, force=force)
+        _check_airgap_sources(images, database)
+        substitutes = ensure_substitutes(images.substitute, requirements=images.app.requirements, force=force)
+        for ref, description in substitutes.items():
+            say(f"substitute: {ref} <- {description}")
     else:
-        base, db = REGISTRY_PYTHON_BASE, images.db.upstream
-    with step(f"wheelhouse for {images.app.requirements or 'app/requirements.txt'}"):
-        wheels = ensure_wheelhouse(_requirements(images.app))
-    with step(f"app image {images.app.tag}"):
-        app = build_app_image(images.app, base=base, wheels=wheels, release=release, force=force)
-    say(f"app={app} db={db} ready in {time.monotonic() - started:.1f}s")
-    return {"app": app, "db": db}
+        _pull_missing([database, *images.substitute])
+    with step(f"app image from {images.app.dockerfile}"):
+        try:
+            app = build_app_image(images.app, release=release, force=force, clear=INHERITED_LABELS if airgap else ())
+        except CommandFailed as err:
+            if airgap and OFFLINE_PIP_MISS in err.stderr:
+                raise ConfigError(f"images.app.requirements: the Dockerfile pip-installs a package that is not in "
+                                  f"the offline wheelhouse (built from {images.app.requirements}): list every "
+                                  f"package it installs there\n{err}") from err
+            raise
+    say(f"app={app} database={database} ready in {time.monotonic() - started:.1f}s")
+    return BuiltImages(app=app, database=database, substitutes=substitutes)
 
 
-def use_airgap(images: ImageSettings) -> bool:
-    """Forced either way by the setting; on "auto", air-gapped unless the upstream images are
-    local already or a pull of them succeeds."""
+def use_airgap(images: ImageSettings, *, database: str | None = None) -> bool:
+    """Forced either way by the setting; on "auto", air-gapped unless the upstream images (the
+    substitute refs and `database`) are here already or a pull of them succeeds. A substitute
+    left here by an earlier run means that run found no registry: no pull is tried then."""
     if images.airgap != "auto":
         return images.airgap == "always"
-    for ref in (REGISTRY_PYTHON_BASE, images.db.upstream):
-        if image_id(ref) is not None:
+    for ref in dict.fromkeys([*images.substitute, *([database] if database else [])]):
+        labels = image_labels(ref)
+        if labels is not None:
+            if labels.get(SUBSTITUTE_LABEL):
+                say(f"{ref} here is a substitute from an earlier run: staying air-gapped")
+                return True
             continue
         try:
             with step(f"pull {ref} (is there a registry?)"):
@@ -94,34 +101,17 @@ def use_airgap(images: ImageSettings) -> bool:
     return False
 
 
-def build_app_image(spec: AppImage, *, base: str, wheels: Path, release: str, force: bool = False) -> str:
-    """Build `<tag>:<release>` from the app sources and the host's wheelhouse unless current."""
+def build_app_image(spec: AppImage, *, release: str, force: bool = False, clear: Sequence[str] = ()) -> str:
+    """`docker build` of the team's Dockerfile and context, as `<tag>:<release tag>`.
+
+    `clear`: labels the image would inherit from a substitute base, set empty (Docker cannot
+    drop an inherited label) so the app image never claims to be a substitute.
+    """
     tag = f"{spec.tag}:{release_tag(release)}"
-    sources = [spec.context / name for name in APP_SOURCES]
-    recipe = recipe_hash("app-image-v1", spec.dockerfile, *_source_files(sources), f"wheels:{wheels.name}",
-                         f"base:{image_id(base)}", f"release:{release}")
-    if not force and image_is_current(tag, recipe):
-        say(f"{tag} is current (recipe {recipe}): nothing to build")
-        return tag
-    with tempfile.TemporaryDirectory(prefix="stageproof-app-context-") as tmp:
-        context = Path(tmp)
-        for source in sources:
-            shutil.copytree(source, context / source.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        shutil.copytree(wheels, context / "wheels")
-        _docker_build(tag, recipe, dockerfile=spec.dockerfile, context=context,
-                      args={"BASE_IMAGE": base, "RELEASE_ID": release, "CREATED": _now()})
-    return tag
-
-
-def build_db_image(spec: DbImage, *, base: str, force: bool = False) -> str:
-    """Build the mysql-compat image from its recipe folder on `base` unless current."""
-    recipe = recipe_hash("db-image-v1", spec.recipe, f"base:{image_id(base)}")
-    if not force and image_is_current(spec.tag, recipe):
-        say(f"{spec.tag} is current (recipe {recipe}): nothing to build")
-        return spec.tag
-    _docker_build(spec.tag, recipe, dockerfile=spec.recipe / "Dockerfile", context=spec.recipe,
-                  args={"BASE_IMAGE": base})
-    return spec.tag
+    labels = {**dict.fromkeys(clear, ""),
+              "org.opencontainers.image.revision": release, "io.stageproof.release": release}
+    return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
+                       args={"RELEASE_ID": release})
 
 
 def release_tag(release: str) -> str:
@@ -130,35 +120,37 @@ def release_tag(release: str) -> str:
     return tag or "dev"
 
 
-def _docker_build(tag: str, recipe: str, *, dockerfile: Path, context: Path, args: dict[str, str]) -> None:
-    """`docker build` with the recipe label that `image_is_current` checks; never pulls.
+def base_images(dockerfile: Path) -> list[str]:
+    """The images a Dockerfile builds FROM (not its own stages, `scratch` or `${ARG}` refs)."""
+    stages: set[str] = set()
+    found: list[str] = []
+    for match in FROM_LINE.finditer(dockerfile.read_text()):
+        ref, name = match.group(1), match.group(2)
+        if ref.lower() not in stages and ref != "scratch" and "$" not in ref:
+            found.append(ref)
+        if name:
+            stages.add(name.lower())
+    return list(dict.fromkeys(found))
 
-    The image the tag pointed at before is removed when nothing else uses it, so rebuilds do not
-    pile up untagged images (a container or another tag keeps it: `rmi` then refuses, fine).
-    """
-    replaced = image_id(tag)
-    build_args = [part for name, value in args.items() for part in ("--build-arg", f"{name}={value}")]
-    run(["docker", "build", "--file", str(dockerfile), "--tag", tag, "--label", f"{RECIPE_LABEL}={recipe}",
-         *build_args, str(context)], timeout=BUILD_TIMEOUT)
-    if replaced and replaced != image_id(tag):
-        run(["docker", "image", "rm", replaced], check=False)
+
+def _check_airgap_sources(images: ImageSettings, database: str) -> None:
+    """Without a registry every upstream image must be here or substituted: say which is not."""
+    needed = {ref: "images.app.dockerfile" for ref in base_images(images.app.dockerfile)}
+    needed[database] = "database.image"
+    for ref, key in needed.items():
+        if ref not in images.substitute and image_id(ref) is None:
+            raise ConfigError(f"images.substitute: {key} needs {ref}, which is not here and no registry answers: "
+                              f'add `"{ref}" = "python"` (or "mysql") to [images.substitute], or `docker load` it')
+
+
+def _pull_missing(refs: list[str]) -> None:
+    for ref in dict.fromkeys(refs):
+        if image_id(ref) is None:
+            with step(f"pull {ref}"):
+                run(["docker", "pull", "--quiet", ref], timeout=PULL_TIMEOUT)
 
 
 def _image_settings(settings: Settings) -> ImageSettings:
     if settings.images is None:
         raise ConfigError("stageproof.toml has no [images] section: the container stages need one")
     return settings.images
-
-
-def _requirements(spec: AppImage) -> Path:
-    return spec.requirements or spec.context / "app" / "requirements.txt"
-
-
-def _source_files(sources: list[Path]) -> list[Path]:
-    """The files a build copies, without bytecode (a local run must not invalidate the image)."""
-    return [path for source in sources for path in sorted(source.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"]
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,18 +1,22 @@
-"""A wheelhouse built on the host: pip inside a container cannot reach an index over https here.
+"""Wheels built on the host: pip inside a container cannot reach an index over https here.
 
-The wheels are binary wheels for CPython 3.11 on manylinux x86_64 (what both `python:3.11-slim`
-and Debian bookworm's python3 run), kept in the cache keyed by the requirements file, so an
-image build installs with `--no-index --find-links` and a second run downloads nothing.
+`ensure_wheelhouse` gets the wheels for one requirements file (binary wheels for CPython 3.11 on
+manylinux x86_64, what both `python:3.11-slim` and Debian bookworm's python3 run; wheels built on
+the host for sdist-only requirements), kept in the cache keyed by the file. `add_to_pool` adds them
+to one shared pool, the wheel pool baked into the python substitute: every app's wheels end up in
+it, so two apps on one machine converge on one substitute image instead of flipping its tag.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 from harness.cache import cache_dir, recipe_hash
-from harness.errors import StageUnavailable
+from harness.errors import CommandFailed, StageUnavailable
+from harness.images import say
 from harness.run import run
 
 PYTHON_VERSION = "3.11"
@@ -21,24 +25,82 @@ PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x8
 COMPLETE = ".complete"
 
 
-def ensure_wheelhouse(requirements: Path, *, timeout: float = 600) -> Path:
-    """The folder of wheels for `requirements`, downloaded once per distinct requirements file."""
+def ensure_wheelhouse(requirements: Path, *, timeout: float = 900) -> Path:
+    """The folder of wheels for `requirements`, fetched once per distinct requirements file."""
     key = recipe_hash("wheels-v2", requirements, PYTHON_VERSION, *PLATFORMS)
     target = cache_dir("wheels") / key
     if (target / COMPLETE).exists():
         return target
     partial = target.with_name(f"{key}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
-    run([*_pip(), "download", "--disable-pip-version-check", "--only-binary=:all:",
-         "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
-         *platforms, "--requirement", str(requirements), "--dest", str(partial)], timeout=timeout)
-    # The wheelhouse describes itself: the image installs `-r /wheels/requirements.txt`.
+    try:
+        _download_binary(requirements, partial, timeout=timeout)
+    except CommandFailed as err:
+        # An sdist-only requirement (`docopt==0.6.2`): build every wheel on the host instead.
+        reason = (err.stderr or err.stdout).strip().splitlines()[-1:] or ["pip download failed"]
+        say(f"no binary wheel for every requirement ({reason[0]}): building wheels on the host")
+        shutil.rmtree(partial, ignore_errors=True)
+        _build_wheels(requirements, partial, timeout=timeout)
+    # The wheelhouse describes itself: `pip install -r <wheelhouse>/requirements.txt` works.
     shutil.copyfile(requirements, partial / "requirements.txt")
     (partial / COMPLETE).write_text(str(requirements) + "\n")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
+
+
+def add_to_pool(wheelhouse: Path) -> Path:
+    """Add the wheels of `wheelhouse` to the shared pool (never removing any); returns the pool."""
+    pool = cache_dir("wheels", "pool")
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        target = pool / wheel.name
+        if target.exists():
+            continue
+        partial = pool / f".{wheel.name}.partial"
+        shutil.copyfile(wheel, partial)
+        partial.rename(target)
+    return pool
+
+
+def pool_wheels(pool: Path) -> list[Path]:
+    """The wheels of the pool, sorted by name (what keys the python substitute)."""
+    return sorted(pool.glob("*.whl"), key=lambda path: path.name)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link when both are on one filesystem (a wheel pool is big), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _download_binary(requirements: Path, dest: Path, *, timeout: float) -> None:
+    """Binary wheels for the image's Python and platform, whatever the host runs."""
+    platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
+    run([*_pip(), "download", "--disable-pip-version-check", "--only-binary=:all:",
+         "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
+         *platforms, "--requirement", str(requirements), "--dest", str(dest)], timeout=timeout)
+
+
+def _build_wheels(requirements: Path, dest: Path, *, timeout: float) -> None:
+    """`pip wheel` on the host: needs a CPython 3.11 here (the image's version) to build sdists."""
+    python = _host_python()
+    run([python, "-m", "pip", "wheel", "--disable-pip-version-check", "--requirement", str(requirements),
+         "--wheel-dir", str(dest)], timeout=timeout)
+
+
+def _host_python() -> str:
+    """A Python 3.11 with pip on this machine: this interpreter, else `python3.11` on PATH."""
+    candidates = [sys.executable] if sys.version_info[:2] == (3, 11) else []
+    candidates += [found for found in [shutil.which(f"python{PYTHON_VERSION}")] if found]
+    for python in dict.fromkeys(candidates):
+        if run([python, "-m", "pip", "--version"], check=False).returncode == 0:
+            return python
+    raise StageUnavailable(
+        f"a requirement has no binary wheel for CPython {PYTHON_VERSION} (see above), so its wheel must be "
+        f"built on this machine: that needs a CPython {PYTHON_VERSION} with pip (run stageproof with one, or "
+        f"put python{PYTHON_VERSION} with pip on PATH); this is {sys.version.split()[0]} at {sys.executable}")
 
 
 def _pip() -> list[str]:
@@ -54,3 +116,4 @@ def _pip() -> list[str]:
         return ["uv", "tool", "run", "--from", "pip", "pip"]
     raise StageUnavailable("building the wheelhouse needs pip: no interpreter here has it "
                            "(apt-get install python3-pip, or run from a virtualenv with pip)")
+

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import kind
-from harness.config import K8sStage
+from harness.config import K8sSettings
 from harness.errors import ConfigError, StageUnavailable
 from harness.k8s.manifests import Kubectl
 from harness.run import run
@@ -58,7 +58,7 @@ class Target:
         return self.kind_cluster.logs() if self.kind_cluster is not None else ""
 
 
-def user_context(spec: K8sStage, environ: dict[str, str] | None = None) -> tuple[str, Path | None, str] | None:
+def user_context(spec: K8sSettings, environ: dict[str, str] | None = None) -> tuple[str, Path | None, str] | None:
     """(context, kubeconfig, base_url) when the user points at an existing cluster, else None."""
     env = os.environ if environ is None else environ
     context = env.get(CONTEXT_ENV) or spec.context
@@ -67,12 +67,12 @@ def user_context(spec: K8sStage, environ: dict[str, str] | None = None) -> tuple
     base_url = env.get(BASE_URL_ENV) or spec.base_url
     if not base_url:
         raise ConfigError(f"stages.k8s.context={context!r} needs stages.k8s.base_url (or ${BASE_URL_ENV}): "
-                          "where the app's Service answers from this machine, e.g. http://127.0.0.1:30080")
+                          "where the app's Service answers from this machine, e.g. http://127.0.0.1:8080")
     kubeconfig = env.get(KUBECONFIG_ENV) or spec.kubeconfig
     return context, Path(kubeconfig).expanduser() if kubeconfig else None, base_url.rstrip("/")
 
 
-def existing_cluster(spec: K8sStage) -> Target:
+def existing_cluster(spec: K8sSettings) -> Target:
     found = user_context(spec)
     assert found is not None
     context, kubeconfig, base_url = found
@@ -82,7 +82,7 @@ def existing_cluster(spec: K8sStage) -> Target:
     return Target(context, Kubectl(binary, kubeconfig, context), base_url)
 
 
-def kind_cluster(spec: K8sStage, *, node_image: str) -> Target:
+def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
     """Reuse the kind cluster `spec.cluster` if it exists (a `--keep` run left it), else create it."""
     cluster = kind.KindCluster(spec.cluster, node_image)
     target_timings: dict[str, float] = {}
@@ -92,14 +92,15 @@ def kind_cluster(spec: K8sStage, *, node_image: str) -> Target:
                                    f"{cluster.kubeconfig}): delete it or set stages.k8s.cluster to another name")
         log.info("reusing kind cluster %s", spec.cluster)
     else:
-        cluster.config = kind.render_config(spec.cluster).path
+        cluster.config = kind.render_config(spec.cluster, source=spec.kind_config, nodes=spec.nodes,
+                                            node_ports=[spec.node_port]).path
         target_timings["cluster create"] = cluster.create()
     kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
     base_url = f"http://{host_port(spec.cluster, spec.node_port)}"
     return Target(spec.cluster, kubectl, base_url, cluster, target_timings)
 
 
-def delete_leftover(spec: K8sStage) -> bool:
+def delete_leftover(spec: K8sSettings) -> bool:
     """Delete kind cluster `spec.cluster` if it exists and stageproof made it (its kubeconfig is ours)."""
     leftover = kind.KindCluster(spec.cluster, image="")
     if not kind.exists(spec.cluster) or not leftover.kubeconfig.exists():
@@ -115,5 +116,6 @@ def host_port(cluster: str, node_port: int) -> str:
     loopback = [address for address in published if address.startswith("127.0.0.1:")]
     if not loopback:
         raise StageUnavailable(f"kind cluster {cluster!r} publishes no 127.0.0.1 port for NodePort {node_port} "
-                               f"(got {published}): its kind config lacks the extraPortMappings entry")
+                               f"(got {published}): it was made with another stages.k8s.node_port or kind "
+                               f"config: `stageproof down --stage k8s` removes it")
     return loopback[0]

@@ -1,4 +1,4 @@
-"""One-off workloads and per-pod reads: re-running the seed Job, a probe pod, GET on one pod.
+"""One-off workloads and per-pod reads: re-running a Job, a probe pod, GET on one pod.
 
 Per-pod reads go through the API server's pod proxy (the client's equivalent of a port-forward):
 they reach one chosen pod, Ready or not, and are only ever used for read-only checks, never
@@ -57,6 +57,15 @@ def copy_job(api: Api, namespace: str, name: str, *, suffix: str | None = None) 
                      "activeDeadlineSeconds": original.spec.active_deadline_seconds, "template": template}}
     api.batch.create_namespaced_job(namespace, client.V1Job.from_dict(body))
     return copy_name
+
+
+def delete_job(api: Api, namespace: str, name: str) -> None:
+    """Delete Job `name` and its pods (a re-run's copy, once its check is done)."""
+    try:
+        api.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+    except ApiException as err:
+        if err.status != 404:
+            raise
 
 
 def run_job(api: Api, namespace: str, name: str, *, timeout: float) -> str:

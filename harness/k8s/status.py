@@ -90,19 +90,27 @@ def gone(name: str) -> Callable[[View], None]:
     return check
 
 
-def replaced(name: str, old_uid: str) -> Callable[[View], Any]:
-    """Pod `name` exists again as a new pod (another uid) and is Ready (a StatefulSet re-creation)."""
+def pods_replaced(old_uid: str, count: int, what: str) -> Callable[[View], list[Any]]:
+    """The pod `old_uid` is gone and `count` pods are Ready again, none terminating: a deleted pod
+    was re-created (same name by a StatefulSet, a new name by a Deployment)."""
+    settled = pods_settled(count, what)
 
-    def check(view: View) -> Any:
-        pod = view.get(name)
-        if pod is None or pod.metadata.uid == old_uid:
-            raise NotYet(f"pod {name} not re-created yet")
-        _raise_if_hopeless([pod])
-        if not is_ready(pod):
-            raise NotYet(f"new pod {name} is {pod.status.phase}, not Ready")
-        return pod
+    def check(view: View) -> list[Any]:
+        if any(pod.metadata.uid == old_uid for pod in view.values()):
+            raise NotYet(f"{what}: the deleted pod is still there")
+        return settled(view)
 
     return check
+
+
+def label_selector(selector: Any) -> str:
+    """A `V1LabelSelector` as the `label_selector` string the list calls take."""
+    terms = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
+    for expression in selector.match_expressions or []:
+        values = ",".join(expression.values or [])
+        terms.append({"In": f"{expression.key} in ({values})", "NotIn": f"{expression.key} notin ({values})",
+                      "Exists": expression.key, "DoesNotExist": f"!{expression.key}"}[expression.operator])
+    return ",".join(terms)
 
 
 def _raise_if_hopeless(pods: list[Any]) -> None:

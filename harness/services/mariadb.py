@@ -47,6 +47,14 @@ class MariaDBServer:
         return self
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def workdir(self) -> Path | None:
+        return self._workdir
+
+    @property
     def datadir(self) -> Path:
         assert self._workdir is not None
         return self._workdir / "data"

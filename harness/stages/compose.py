@@ -1,8 +1,9 @@
-"""The compose stage: the docker stage's steps as one `docker compose up --wait`.
+"""The compose stage: the team's own compose file, unchanged, plus an override stageproof writes.
 
-`stages/compose/compose.yaml` declares db (healthcheck, named volume), seed (one-shot, after db
-is healthy) and web (after seed completed). Each run is its own compose project
-(`stageproof-<run id>`) configured by an env file the stage writes, so two runs never collide.
+`docker compose --project-name stageproof-<run id> -f <their file> -f <override> up --wait`:
+their file says what runs and in which order (database, seed, app); the override
+(harness/compose_override.py) gives each run its own names, a 127.0.0.1 port, the image stageproof
+built and the run's labels, so two runs never collide and a label sweep finds everything.
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
-from harness.config import ComposeStage as ComposeSettings
-from harness.config import Settings
+from harness.appenv import app_env
+from harness.compose_override import (
+    WebService,
+    compose_override,
+    read_compose_file,
+    render_override,
+    require_services,
+    write_private,
+)
+from harness.config import ComposeSettings, Settings
 from harness.errors import CommandFailed, ConfigError, StageFailed
 from harness.images.build import ensure_images
 from harness.net import LOOPBACK, free_port
@@ -28,15 +37,17 @@ from harness.stages.containers import (
     STOP_TIMEOUT,
     docker_client,
     docker_missing,
-    mysql_url,
     owner_alive,
     remove_labelled,
     remove_run,
     run_labels,
 )
-from harness.wait import http_ok, wait_until
+from harness.wait import app_ready, wait_until
 
 WORKDIR_PREFIX = "stageproof-compose-"  # + <owner pid>-<run id>-: reap finds a dead run's folder
+OVERRIDE_FILE = "override.yaml"
+NO_PULL_HINT = ("\n(stageproof never pulls: an image your compose file names must exist locally; pull it, "
+                "or declare a local stand-in under [images] substitute)")
 
 
 @register("compose")
@@ -59,17 +70,20 @@ class ComposeStage(Stage):
     @property
     def config(self) -> ComposeSettings:
         if self.settings.stages.compose is None:
-            raise ConfigError("stageproof.toml has no [stages.compose] section (file = the compose file)")
+            raise ConfigError("stageproof.toml has no [stages.compose] section (file = your compose file)")
         return self.settings.stages.compose
 
     # -- the Stage protocol ---------------------------------------------------------------
     def up(self) -> Deployment:
         if self._deployment is not None:
             return self._deployment
+        spec = read_compose_file(self.config.file)
+        require_services(spec, {"stages.compose.service": self.config.service,
+                                "stages.compose.database": self.config.database}, self.config.file)
         images = ensure_images(self.settings, release=self.release)
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
         port = free_port()
-        self._write_env_file(images, port)
+        self._write_override(spec, images.app, port)
         self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
         self.compose_up()
         self._up_complete = True
@@ -97,8 +111,8 @@ class ComposeStage(Stage):
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:
-        """Every compose-stage project a killed run left, found by label (no env file needed),
-        and the env-file folders of runs whose process is gone."""
+        """Every compose-stage project a killed run left, found by label, and the override
+        folders of runs whose process is gone."""
         removed = remove_labelled(docker_client(), cls.name)
         host = socket.gethostname()
         for workdir in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
@@ -110,7 +124,7 @@ class ComposeStage(Stage):
 
     # -- capabilities ---------------------------------------------------------------------
     def app_container(self) -> str:
-        """The web container's id, for checks that look inside it."""
+        """The web service's container id, for checks that look inside it."""
         ids = self.compose("ps", "--all", "--quiet", self.config.service).stdout.split()
         if not ids:
             raise StageFailed(f"compose project {self.project} has no {self.config.service} container")
@@ -127,60 +141,53 @@ class ComposeStage(Stage):
         self._wait_ready()
 
     def stop_database(self) -> None:
-        self.compose("stop", "--timeout", str(STOP_TIMEOUT), "db")
+        self.compose("stop", "--timeout", str(STOP_TIMEOUT), self.config.database)
 
     def start_database(self) -> None:
-        self.compose("start", "db")
+        self.compose("start", self.config.database)
 
     # -- compose itself (public for the compose-only checks) --------------------------------
     def compose_up(self) -> None:
-        """`up --wait`: db healthy, seed exited 0, web healthy; never pulls or builds."""
+        """`up --wait` (every healthcheck and `depends_on` condition of their file holds), then
+        the app answers; never pulls or builds."""
         timeout = self.config.up_timeout
         try:
             self.compose("up", "--detach", "--wait", "--wait-timeout", str(int(timeout)), "--pull", "never",
                          "--no-build", timeout=timeout + 30)
         except CommandFailed as err:
-            raise StageFailed(f"{err}\n--- compose logs ---\n{self.logs()[-6000:]}") from err
+            hint = NO_PULL_HINT if "No such image" in err.stderr + err.stdout else ""
+            raise StageFailed(f"{err}{hint}\n--- compose logs ---\n{self.logs()[-6000:]}") from err
         self._wait_ready()
 
     def compose_down(self, *, volumes: bool) -> None:
-        """`down` keeping (or with `volumes`, removing) the named database volume."""
+        """`down` keeping (or with `volumes`, removing) the project's named volumes."""
         self.compose("down", "--timeout", str(STOP_TIMEOUT), *(["--volumes"] if volumes else []))
 
     def compose(self, *args: str, check: bool = True, timeout: float = 300) -> CompletedProcess[str]:
-        """`docker compose` on this run's project, file and env file."""
+        """`docker compose` on this run's project: their file, then our override. Relative paths
+        in their file resolve against its own folder, as when they run it."""
         if self._workdir is None:
             raise StageFailed("the compose stage is not up")
-        base = ["docker", "compose", "--project-name", self.project, "--file", str(self.config.file),
-                "--env-file", str(self._workdir / "stage.env")]
+        base = ["docker", "compose", "--project-name", self.project,
+                "--project-directory", str(self.config.file.parent),
+                "--file", str(self.config.file), "--file", str(self._workdir / OVERRIDE_FILE)]
         return run([*base, *args], check=check, timeout=timeout)
 
     # -- pieces --------------------------------------------------------------------------
-    def _write_env_file(self, images: dict[str, str], port: int) -> None:
-        """All the project's configuration in one file, readable only by us (it holds passwords)."""
+    def _write_override(self, spec: dict[str, Any], app_image: str, port: int) -> None:
         assert self._workdir is not None
-        db = self.settings.database
-        owner = run_labels(self.run_id, self.name)[OWNER_LABEL]
-        values = {
-            "STAGEPROOF_RUN_ID": self.run_id, "STAGEPROOF_OWNER": owner,
-            "APP_IMAGE": images["app"], "DB_IMAGE": images["db"], "WEB_PORT": str(port),
-            "RELEASE_ID": self.release, "API_TOKEN": self.settings.app.token or "",
-            "DB_NAME": db.name, "DB_USER": db.user, "DB_PASSWORD": db.password, "DB_ROOT_PASSWORD": db.root_password,
-            "DATABASE_URL": mysql_url(db, "db:3306"),
-        }
-        path = self._workdir / "stage.env"
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-            handle.writelines(f"{name}={_quoted(value)}\n" for name, value in values.items())
+        web = WebService(self.config.service, host_port=port, container_port=self.settings.app.port,
+                         environment=app_env(self.settings, stage=self.name, release=self.release, run_only=True))
+        images = self.settings.images
+        override = compose_override(spec, web=web, app_image=app_image,
+                                    app_name=images.app.ref_name if images else None,
+                                    labels=run_labels(self.run_id, self.name))
+        header = (f"Generated by stageproof for run {self.run_id} (compose project {self.project}),\n"
+                  f"read after {self.config.file}. Deleted by `down`.")
+        write_private(self._workdir / OVERRIDE_FILE, render_override(override, header=header))
 
     def _wait_ready(self) -> None:
         assert self._deployment is not None
-        url = f"{self._deployment.base_url}{self.settings.app.ready_path}"
-        wait_until(http_ok(url), what=f"the compose web service to be ready at {url}",
+        what, probe = app_ready(self.settings, self._deployment.base_url)
+        wait_until(probe, what=f"the compose service {self.config.service} to be ready ({what})",
                    timeout=self.config.up_timeout, diagnostics=self.logs)
-
-
-def _quoted(value: str) -> str:
-    """A value for a compose env file: single quotes keep `$`, `#` and spaces literal."""
-    if "'" in value or "\n" in value:
-        raise ConfigError(f"compose env file values cannot contain quotes or newlines: {value!r}")
-    return f"'{value}'"

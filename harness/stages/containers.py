@@ -12,9 +12,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from harness.config import DatabaseSettings
 from harness.errors import StageFailed, StageUnavailable
 from harness.images.docker import require_docker
 from harness.run import run
@@ -51,11 +49,6 @@ def docker_missing(*, compose: bool = False) -> str | None:
     if compose and run(["docker", "compose", "version"], check=False).returncode != 0:
         return "Docker Compose v2 is missing (`docker compose version` failed): run scripts/setup-machine.sh"
     return None
-
-
-def mysql_url(db: DatabaseSettings, address: str) -> str:
-    """The app's DATABASE_URL for the stage's database at `address` (host:port), escaped."""
-    return f"mysql://{quote(db.user, safe='')}:{quote(db.password, safe='')}@{address}/{quote(db.name, safe='')}"
 
 
 def run_labels(run_id: str, stage: str) -> dict[str, str]:

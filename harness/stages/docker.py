@@ -1,41 +1,43 @@
-"""The docker stage: the talk's manual linking, step by step, through the Docker SDK.
+"""The docker stage: the talk's manual linking, step by step, with testcontainers.
 
-A user-defined network, the database container (data in a named volume), a single-use seed
-container that must exit 0, then the app container published on a free 127.0.0.1 port. Every
+A user-defined network, the database container (data in a named volume, `[seed] sql` in its
+init directory), a single-use seed container (`[seed] command`) that must exit 0, then the app
+container published on a free 127.0.0.1 port, configured only by `[app.env]`. Every
 object carries the run's labels; `down()` removes by label, so a half-finished `up()` (a failure,
 Ctrl-C) is cleaned up as completely as a finished one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings
 from harness.errors import StageFailed
 from harness.images.build import ensure_images
 from harness.net import LOOPBACK, free_port
+from harness.seed import local_argv
 from harness.stage import Deployment, Stage, register
 from harness.stages.containers import (
     INTERRUPTED_SETTLE,
     STOP_TIMEOUT,
     container_identity,
-    container_logs,
     docker_client,
     docker_missing,
-    fail_if_exited,
-    mysql_url,
     remove_labelled,
     remove_run,
     run_labels,
 )
-from harness.wait import http_ok, wait_until
+from harness.stages.docker_parts import (
+    LabelledNetwork,
+    ProbeWaitStrategy,
+    StageContainer,
+    mysql_ready,
+    start,
+)
+from harness.wait import app_ready
 
-if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
-
-DB_PORT = 3306
-SEED_COMMAND = ["python", "-m", "app.seed"]
+INITDB = "/docker-entrypoint-initdb.d"  # the official mysql image's init directory
 
 
 @register("docker")
@@ -47,9 +49,8 @@ class DockerStage(Stage):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._client: DockerClient | None = None
-        self._db: Container | None = None
-        self._app: Container | None = None
+        self._db: StageContainer | None = None
+        self._app: StageContainer | None = None
         self._seed_logs = ""
         self._deployment: Deployment | None = None
         self._up_complete = False
@@ -63,34 +64,33 @@ class DockerStage(Stage):
         if self._deployment is not None:
             return self._deployment
         images = ensure_images(self.settings, release=self.release)
-        self._client = client = docker_client()
+        self.substitutes = dict(images.substitutes)
         labels = run_labels(self.run_id, self.name)
-        network = client.networks.create(f"{self.prefix}-net", driver="bridge", labels=labels)
-        volume = client.volumes.create(f"{self.prefix}-db-data", labels=labels)
-        self._db = client.containers.run(
-            images["db"], name=f"{self.prefix}-db", detach=True, network=network.name, labels=labels,
-            environment=self._db_env(), volumes={volume.name: {"bind": "/var/lib/mysql", "mode": "rw"}})
-        self._seed(images["app"], network.name, labels)
+        network = LabelledNetwork(f"{self.prefix}-net", labels).create()
+        timeout = self.settings.stages.docker.up_timeout
+        self._db = self._database(images.database, network, labels)
+        start(self._db, mysql_ready(timeout))
+        if self.settings.seed.command:
+            self._seed(images.app, network, labels)
         port = free_port()
-        self._app = client.containers.run(
-            images["app"], name=f"{self.prefix}-web", detach=True, network=network.name, labels=labels,
-            environment=self._app_env(), ports={f"{self.settings.app.port}/tcp": (LOOPBACK, port)},
-            read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev"}, stop_signal="SIGTERM")
-        self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
-        self._wait_ready()
+        base_url = f"http://{LOOPBACK}:{port}"
+        what, probe = app_ready(self.settings, base_url)
+        self._app = self._app_container(images.app, network, labels).with_loopback_port(self.settings.app.port, port)
+        start(self._app, ProbeWaitStrategy(probe, what=f"the app container to be ready ({what})", timeout=timeout))
+        self._deployment = Deployment(self.name, base_url, self.release, self.settings.app.token)
         self._up_complete = True
         return self._deployment
 
     def down(self) -> None:
-        client = self._client or docker_client()
-        remove_run(client, self.name, self.run_id, settle=0.0 if self._up_complete else INTERRUPTED_SETTLE)
+        remove_run(docker_client(), self.name, self.run_id, settle=0.0 if self._up_complete else INTERRUPTED_SETTLE)
         self._db = self._app = None
         self._deployment = None
         self._up_complete = False
 
     def logs(self) -> str:
-        return (f"--- app ---\n{container_logs(self._app)}\n--- seed ---\n{self._seed_logs}\n"
-                f"--- database ---\n{container_logs(self._db, tail=60)}")
+        app = self._app.logs_text() if self._app else "(no container)"
+        db = self._db.logs_text(tail=60) if self._db else "(no container)"
+        return f"--- app ---\n{app}\n--- seed ---\n{self._seed_logs}\n--- database ---\n{db}"
 
     @classmethod
     def availability(cls, settings: Settings) -> str | None:
@@ -104,48 +104,56 @@ class DockerStage(Stage):
     # -- capabilities ---------------------------------------------------------------------
     def app_container(self) -> str:
         """The app container's id, for checks that look inside it (`docker top`, `docker logs`)."""
-        return self._running(self._app, "app").id
+        return self._running(self._app, "app").get_container_id()
 
     def app_identity(self) -> str:
-        return container_identity(self._running(self._app, "app"))
+        return container_identity(self._running(self._app, "app").get_wrapped_container())
 
     def restart_app(self) -> None:
-        """`docker restart`: SIGTERM, gunicorn drains, the same container starts again."""
-        self._running(self._app, "app").restart(timeout=STOP_TIMEOUT)
-        self._wait_ready()
+        """`docker restart`: SIGTERM, the app drains, the same container starts again."""
+        app = self._running(self._app, "app")
+        app.get_wrapped_container().restart(timeout=STOP_TIMEOUT)
+        assert self._deployment is not None
+        what, probe = app_ready(self.settings, self._deployment.base_url)
+        ProbeWaitStrategy(probe, what=f"the restarted app to be ready ({what})",
+                          timeout=self.settings.stages.docker.up_timeout).wait_until_ready(app)
 
     def stop_database(self) -> None:
-        self._running(self._db, "database").stop(timeout=STOP_TIMEOUT)
+        self._running(self._db, "database").get_wrapped_container().stop(timeout=STOP_TIMEOUT)
 
     def start_database(self) -> None:
-        self._running(self._db, "database").start()
+        self._running(self._db, "database").get_wrapped_container().start()
 
     # -- pieces --------------------------------------------------------------------------
-    def _seed(self, image: str, network: str, labels: dict[str, str]) -> None:
-        """Run the single-use init container to completion; anything but exit 0 fails the stage."""
-        assert self._client is not None
-        seed = self._client.containers.run(
-            image, SEED_COMMAND, name=f"{self.prefix}-seed", detach=True, network=network, labels=labels,
-            environment=self._app_env(), read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev"})
+    def _database(self, image: str, network: LabelledNetwork, labels: dict[str, str]) -> StageContainer:
+        """The database container: data in a labelled volume, `[seed] sql` in its init directory."""
+        volume = docker_client().volumes.create(f"{self.prefix}-db-data", labels=labels)
+        db = StageContainer(image, name=f"{self.prefix}-db", labels=labels, network=network)
+        db.with_envs(**self._db_env()).with_volume_mapping(volume.name, "/var/lib/mysql", "rw")
+        for number, path in enumerate(self.settings.seed.sql, start=1):
+            db.with_volume_mapping(str(path), f"{INITDB}/{number:02d}-{path.name}", "ro")
+        return db
+
+    def _app_container(self, image: str, network: LabelledNetwork, labels: dict[str, str], *,
+                       name: str = "web") -> StageContainer:
+        """A container of the app image, configured only through its environment."""
+        container = StageContainer(image, name=f"{self.prefix}-{name}", labels=labels, network=network)
+        container.with_envs(**self._app_env()).with_options(stop_signal="SIGTERM")
+        return container.with_read_only_root() if self.settings.stages.docker.read_only else container
+
+    def _seed(self, image: str, network: LabelledNetwork, labels: dict[str, str]) -> None:
+        """Run the single-use seed container to completion; anything but exit 0 fails the stage."""
+        assert self.settings.seed.command is not None
+        seed = self._app_container(image, network, labels, name="seed")
+        seed.with_command(local_argv(self.settings.seed.command, python="python"))
         try:
-            result = seed.wait(timeout=self.settings.stages.docker.up_timeout)
-            self._seed_logs = container_logs(seed)
+            start(seed)
+            code = seed.get_wrapped_container().wait(timeout=self.settings.stages.docker.up_timeout)["StatusCode"]
+            self._seed_logs = seed.logs_text()
         finally:
-            seed.remove(force=True, v=True)
-        if result.get("StatusCode") != 0:
-            raise StageFailed(f"the seed container exited with {result.get('StatusCode')}:\n{self._seed_logs[-3000:]}")
-
-    def _wait_ready(self) -> None:
-        assert self._deployment is not None and self._app is not None
-        url = f"{self._deployment.base_url}{self.settings.app.ready_path}"
-        probe, app = http_ok(url), self._app
-
-        def ready() -> object:
-            fail_if_exited(app, "the app container")
-            return probe()
-
-        wait_until(ready, what=f"the app container to be ready at {url}",
-                   timeout=self.settings.stages.docker.up_timeout, diagnostics=self.logs)
+            seed.stop()
+        if code != 0:
+            raise StageFailed(f"the seed container exited with {code}:\n{self._seed_logs[-3000:]}")
 
     def _db_env(self) -> dict[str, str]:
         db = self.settings.database
@@ -154,15 +162,12 @@ class DockerStage(Stage):
 
     def _app_env(self) -> dict[str, str]:
         """Config only through the environment; the database is found by container name."""
-        names = self.settings.app.env
-        env = {names.database_url: mysql_url(self.settings.database, f"{self.prefix}-db:{DB_PORT}"),
-               names.release: self.release, names.port: str(self.settings.app.port)}
-        if self.settings.app.token:
-            env[names.token] = self.settings.app.token
-        return env
+        database = DatabaseEndpoint.mysql(self.settings.database, f"{self.prefix}-db")
+        return app_env(self.settings, stage=self.name, release=self.release, db=database,
+                       port=self.settings.app.port, host="0.0.0.0")
 
     @staticmethod
-    def _running(container: Container | None, what: str) -> Container:
+    def _running(container: StageContainer | None, what: str) -> StageContainer:
         if container is None:
             raise StageFailed(f"the docker stage is not up: no {what} container")
         return container

@@ -1,9 +1,13 @@
 """The Kubernetes stage: the same images on a kind cluster (or a cluster the user names).
 
-up(): build/find the images, create or reuse the cluster, `kind load` the images, apply the
-kustomize overlay, then wait (watch, not sleep) for the database, the seed Job and the web
-rollout, and hand the contract the NodePort that kind publishes on 127.0.0.1. Every failure
-carries pods, events, logs and `kubectl describe`. down() deletes only what this run created.
+up(): build/find the images, create or reuse the cluster, `kind load` the images, render the
+team's manifests and apply them under the run's overlay (harness/k8s/manifests.py), then wait
+(watch, not sleep) for the database, the seed Job if there is one and the web rollout, and hand
+the contract the NodePort that kind publishes on 127.0.0.1. Every failure carries pods, events,
+logs and `kubectl describe`. down() deletes only what this run created.
+
+The stage knows the app only through `[stages.k8s]`: which Deployment serves it, which
+Deployment or StatefulSet is its database, which Job (if any) seeds it.
 """
 
 from __future__ import annotations
@@ -17,40 +21,39 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kubernetes import client
-
-from harness.config import K8sStage, Settings
+from harness.config import K8sSettings, Settings
 from harness.errors import ConfigError, StageproofError
-from harness.k8s import cluster, diagnostics, manifests, pods, rollout, status
+from harness.k8s import cluster, diagnostics, manifests, namespace, pods, rollout, status
 from harness.k8s.api import Api, connect
 from harness.k8s.watch import watch_until
+from harness.run import run
 from harness.stage import Deployment, Stage, register
-from harness.wait import wait_for_http
+from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
-OURS = {"app.kubernetes.io/part-of": "stageproof"}
 APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
-DB_IMAGE_ENV = "STAGEPROOF_K8S_DB_IMAGE"
 
 
 @register("k8s")
 class KubernetesStage(Stage):
     tests_folder = "k8s"
-    # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (tests/k8s).
+    # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (harness/checks/k8s.py).
     capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity"})
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
         super().__init__(settings, run_id=run_id, release=release)
         if settings.stages.k8s is None:
             raise ConfigError("stageproof.toml has no [stages.k8s] section")
-        self.spec: K8sStage = settings.stages.k8s
+        self.spec: K8sSettings = settings.stages.k8s
         self.namespace = self.spec.namespace
         self.timings: dict[str, float] = {}
-        self.images: dict[str, str] = {}
+        #: the app image ref the run deploys (None: the manifests' own)
+        self.app_image: str | None = None
         self.releases: list[str] = []
         self.killed: list[str] = []
         self._target: cluster.Target | None = None
         self._api: Api | None = None
+        self._theirs: manifests.Rendered | None = None
 
     @classmethod
     def availability(cls, settings: Settings) -> str | None:
@@ -89,7 +92,7 @@ class KubernetesStage(Stage):
             target.delete()
         elif api is not None:
             log.info("cluster %s is not ours: deleting only namespace %s", target.name, self.namespace)
-            self._delete_namespace(api, wait=False)
+            namespace.delete(api, self.namespace, wait=False, timeout=self.spec.up_timeout)
 
     def logs(self) -> str:
         if self._api is None or self._target is None:
@@ -105,32 +108,50 @@ class KubernetesStage(Stage):
 
     # -- bringing it up ---------------------------------------------------------------------------
     def _up(self) -> Deployment:
-        from harness.images.build import ensure_images  # heavy: only when the stage really runs
-
-        given = self._given_images()
-        if len(given) < 2:
-            with self._timed("images (build or cache)"):
-                self.images = ensure_images(self.settings, release=self.release)
-        self.images.update(given)
+        refs = self._images()
         self._target = self._make_target()
         self._api = connect(self._target.kubectl.kubeconfig, self._target.kubectl.context)
-        self._target.load_images(list(self.images.values()))
+        self._target.load_images(refs)
         for phase, seconds in self._target.timings.items():
             self._record(phase, seconds)
+        with self._timed("render the manifests"):
+            self._theirs = manifests.render_theirs(self._target.kubectl, self.settings)
+        self._say_unloaded(refs)
         self._fresh_namespace()
         with self._timed("apply to Ready"):
-            manifests.apply(self._target.kubectl, self.settings, images=self.images, release=self.release)
+            self._apply(self.release)
             self._wait_ready(timeout=self.spec.up_timeout)
-            url = self._target.base_url + self.settings.app.ready_path
-            wait_for_http(url, what=f"the app to answer through the NodePort at {url}", timeout=60)
+            what, probe = app_ready(self.settings, self._target.base_url)
+            wait_until(probe, what=f"the app to answer through the NodePort: {what}", timeout=60)
         self.releases = [self.release]
         return Deployment(self.name, self._target.base_url, self.release, self.settings.app.token)
 
-    def _given_images(self) -> dict[str, str]:
-        """Image refs the user chose instead of the built ones (config, or environment)."""
-        given = {"app": os.environ.get(APP_IMAGE_ENV) or self.spec.app_image,
-                 "db": os.environ.get(DB_IMAGE_ENV) or self.spec.db_image}
-        return {role: ref for role, ref in given.items() if ref}
+    def _images(self) -> list[str]:
+        """The images the cluster must hold: built (app, database, substitutes) unless the user
+        names the app image ($STAGEPROOF_K8S_APP_IMAGE, stages.k8s.app_image): then that one, if local."""
+        given = os.environ.get(APP_IMAGE_ENV) or self.spec.app_image
+        if given:
+            self.app_image = given
+            return [given] if run(["docker", "image", "inspect", given], check=False).returncode == 0 else []
+        if self.settings.images is None:
+            return []
+        from harness.images.build import ensure_images  # heavy: only when the stage really runs
+
+        with self._timed("images (build or cache)"):
+            built = ensure_images(self.settings, release=self.release)
+        self.app_image = built.app
+        self.substitutes = dict(built.substitutes)
+        return built.refs()
+
+    def _say_unloaded(self, loaded: list[str]) -> None:
+        """Images the manifests run that the run did not load: the cluster must pull them."""
+        assert self._theirs is not None and self._target is not None
+        ours = self.settings.images.app.ref_name if self.settings.images is not None and self.app_image else None
+        missing = sorted(ref for ref in self._theirs.images()
+                         if ref not in loaded and manifests.image_name(ref) != ours)
+        if missing and self._target.kind_cluster is not None:
+            print(f"[stageproof] k8s: not loaded into kind (its nodes must pull them): {', '.join(missing)}",
+                  flush=True)
 
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
@@ -149,33 +170,25 @@ class KubernetesStage(Stage):
 
     def _fresh_namespace(self) -> None:
         """A reused cluster keeps an old run's data: start from an empty namespace."""
-        api = self.api
-        found = api.core.list_namespace(field_selector=f"metadata.name={self.namespace}").items
-        if found:
-            if (found[0].metadata.labels or {}).get("app.kubernetes.io/part-of") != "stageproof":
-                raise StageproofError(f"namespace {self.namespace!r} exists and is not stageproof's: "
-                                      "set stages.k8s.namespace to another name")
-            with self._timed("delete the previous run's namespace"):
-                self._delete_namespace(api, wait=True)
-        api.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace, labels=OURS)))
+        started = time.monotonic()
+        if namespace.create_fresh(self.api, self.namespace, labels={manifests.RUN_LABEL: self.run_id},
+                                  timeout=self.spec.up_timeout):
+            self._record("delete the previous run's namespace", time.monotonic() - started)
 
-    def _delete_namespace(self, api: Api, *, wait: bool) -> None:
-        """Pods go first without their grace period: nobody is served by a namespace being removed."""
-        api.core.delete_collection_namespaced_pod(self.namespace, grace_period_seconds=0)
-        api.core.delete_namespace(self.namespace)
-        if wait:
-            watch_until(api.core.list_namespace, status.gone(self.namespace),
-                        what=f"namespace {self.namespace} to be deleted", timeout=self.spec.up_timeout,
-                        field_selector=f"metadata.name={self.namespace}")
+    def _apply(self, release: str) -> None:
+        assert self._target is not None and self._theirs is not None
+        manifests.apply(self._target.kubectl, self.settings, self._theirs, app_image=self.app_image,
+                        release=release, run_id=self.run_id)
 
     def _wait_ready(self, *, timeout: float) -> None:
-        """Database Ready, seed Job complete, web rolled out with every pod Ready."""
-        self.wait_settled(self.spec.database, self.db_selector(), 1, timeout=timeout, kind="statefulset")
-        print(f"[stageproof] k8s: seed job: {self._wait_seed(self.spec.seed_job, timeout).strip()}", flush=True)
+        """Database Ready, seed Job (if any) complete, web rolled out with every pod Ready."""
+        database = self._database()
+        self.wait_settled(self.spec.database, self.db_selector(), database.spec.replicas or 1, timeout=timeout,
+                          kind=database.kind.lower())
+        if self.spec.seed_job:
+            log_text = pods.run_job(self.api, self.namespace, self.spec.seed_job, timeout=timeout)
+            print(f"[stageproof] k8s: job {self.spec.seed_job}: {log_text.strip()[-300:]}", flush=True)
         self.wait_rolled_out(timeout=timeout)
-
-    def _wait_seed(self, job: str, timeout: float) -> str:
-        return pods.run_job(self.api, self.namespace, job, timeout=timeout)
 
     # -- what checks do to the stage --------------------------------------------------------------
     @property
@@ -184,21 +197,36 @@ class KubernetesStage(Stage):
             raise StageproofError("the k8s stage is not up")
         return self._api
 
+    def _database(self) -> Any:
+        """The live database workload (a StatefulSet or a Deployment, as the manifests say), with its kind."""
+        assert self._theirs is not None
+        kind = manifests.database_kind(self._theirs, self.spec)
+        read = (self.api.apps.read_namespaced_stateful_set if kind == "StatefulSet"
+                else self.api.apps.read_namespaced_deployment)
+        workload = read(self.spec.database, self.namespace)
+        workload.kind = kind
+        return workload
+
     def web_selector(self) -> str:
         deployment = self.api.apps.read_namespaced_deployment(self.spec.deployment, self.namespace)
-        return ",".join(f"{key}={value}" for key, value in deployment.spec.selector.match_labels.items())
+        return status.label_selector(deployment.spec.selector)
 
     def db_selector(self) -> str:
-        sts = self.api.apps.read_namespaced_stateful_set(self.spec.database, self.namespace)
-        return ",".join(f"{key}={value}" for key, value in sts.spec.selector.match_labels.items())
+        return status.label_selector(self._database().spec.selector)
 
     def web_pods(self, *, ready_only: bool = True) -> list[Any]:
-        found = self.api.core.list_namespaced_pod(self.namespace, label_selector=self.web_selector()).items
+        return self._pods(self.web_selector(), ready_only=ready_only)
+
+    def db_pods(self, *, ready_only: bool = True) -> list[Any]:
+        return self._pods(self.db_selector(), ready_only=ready_only)
+
+    def _pods(self, selector: str, *, ready_only: bool) -> list[Any]:
+        found = self.api.core.list_namespaced_pod(self.namespace, label_selector=selector).items
         return sorted((pod for pod in found if status.is_ready(pod) or not ready_only),
                       key=lambda pod: pod.metadata.name)
 
     def pod_get(self, pod: str, path: str) -> pods.PodAnswer:
-        """GET `path` on one pod (read-only checks only: identical /users, /version per replica)."""
+        """GET `path` on one pod through the API server (read-only checks: identical bodies per replica)."""
         return pods.pod_get(self.api, self.namespace, pod, self.settings.app.port, path)
 
     def wait_settled(self, name: str, selector: str, count: int, *, timeout: float,
@@ -228,9 +256,8 @@ class KubernetesStage(Stage):
         self.wait_rolled_out()
 
     def roll_out(self, release: str) -> None:
-        """A new release, declaratively: the same apply with another RELEASE_ID."""
-        assert self._target is not None
-        manifests.apply(self._target.kubectl, self.settings, images=self.images, release=release)
+        """A new release, declaratively: the same apply with another release id."""
+        self._apply(release)
         self.wait_rolled_out()
         self.releases.append(release)
         self._now_serving(release)
@@ -247,29 +274,30 @@ class KubernetesStage(Stage):
         rollout.restart(self.api, self.namespace, self.spec.deployment)
         self.wait_rolled_out()
 
-    def kill_database(self) -> tuple[str, str]:
-        """Delete the database pod; the StatefulSet re-creates it on the same PVC. (name, old uid)."""
-        name = f"{self.spec.database}-0"
-        uid = self.api.core.read_namespaced_pod(name, self.namespace).metadata.uid
-        self.api.core.delete_namespaced_pod(name, self.namespace)
-        return name, uid
+    def kill_database(self) -> str:
+        """Delete one Ready database pod; its controller re-creates it on the same volume. Its uid."""
+        victim = self.db_pods()[0]
+        self.api.core.delete_namespaced_pod(victim.metadata.name, self.namespace)
+        return str(victim.metadata.uid)
 
-    def wait_database_back(self, name: str, old_uid: str) -> Any:
-        return watch_until(self.api.core.list_namespaced_pod, status.replaced(name, old_uid),
-                           what=f"database pod {name} to be re-created and Ready", timeout=self.spec.check_timeout,
-                           diagnostics=self.logs, namespace=self.namespace, field_selector=f"metadata.name={name}")
+    def wait_database_back(self, old_uid: str) -> list[Any]:
+        """The killed database pod replaced and every database pod Ready again."""
+        name = self.spec.database
+        count = self._database().spec.replicas or 1
+        return watch_until(self.api.core.list_namespaced_pod, status.pods_replaced(old_uid, count, f"database {name}"),
+                           what=f"the database pod of {name} to be re-created and Ready",
+                           timeout=self.spec.check_timeout, diagnostics=self.logs, namespace=self.namespace,
+                           label_selector=self.db_selector())
 
-    def rerun_seed(self) -> str:
-        """Run the seed Job's pod template once more as a new Job; returns its log."""
+    def rerun_seed(self) -> tuple[str, str]:
+        """Run the seed Job's pod template once more as a new Job: (its name, its log)."""
+        if not self.spec.seed_job:
+            raise ConfigError("stages.k8s.seed_job is not set: there is no seed Job to run again")
         job = pods.copy_job(self.api, self.namespace, self.spec.seed_job, suffix=f"rerun-{self.run_id}")
-        return self._wait_seed(job, self.spec.check_timeout)
+        return job, pods.run_job(self.api, self.namespace, job, timeout=self.spec.check_timeout)
 
-    def db_reachable_from(self, labels: dict[str, str]) -> tuple[bool, str]:
-        """Can a pod labelled `labels` open the database port? (the NetworkPolicy check)"""
-        script = (f"import socket; socket.create_connection(('{self.spec.database}', {manifests.DB_PORT}), 5); "
-                  "print('connected')")
-        return pods.run_probe_pod(self.api, self.namespace, image=self.images["app"], labels=labels, script=script,
-                                  timeout=self.spec.check_timeout)
+    def delete_job(self, name: str) -> None:
+        pods.delete_job(self.api, self.namespace, name)
 
     # -- pieces -----------------------------------------------------------------------------------
     def _now_serving(self, release: str) -> None:
@@ -286,4 +314,3 @@ class KubernetesStage(Stage):
     def _record(self, phase: str, seconds: float) -> None:
         self.timings[phase] = seconds
         print(f"[stageproof] k8s: {phase}: {seconds:.1f}s", flush=True)
-

@@ -19,6 +19,8 @@ from harness.lifecycle import StageRunner
 
 
 def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings, tmp_path: Path) -> None:
+    """A copy of the reference compose file whose seed exits 3 (the copy lives in tmp_path: its
+    relative `build:` context does not matter, stageproof never builds through compose)."""
     compose = stageproof_settings.stages.compose
     assert compose is not None
     spec = yaml.safe_load(compose.file.read_text())

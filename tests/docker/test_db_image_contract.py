@@ -1,8 +1,9 @@
-"""The database image honours the official mysql:8.4 image's environment contract.
+"""The database image honours the official mysql image's environment contract.
 
-Whichever image `ensure_images` chose (mysql:8.4 with a registry, our MariaDB-based mysql-compat
-without), the compose file and manifests rely on the same behaviour: accounts and database from
-MYSQL_*, secrets from MYSQL_*_FILE, init scripts once, data kept in /var/lib/mysql.
+Whatever `database.image` is here (the official `mysql:8.4` pulled from a registry, or, without
+one, our MariaDB-based mysql-compat substitute tagged as that ref), the team's compose file and
+manifests rely on the same behaviour: accounts and database from MYSQL_*, secrets from
+MYSQL_*_FILE, init scripts once, data kept in /var/lib/mysql.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def db_container(stageproof_settings: Settings, tmp_path: Path) -> Iterator[dict
     (tmp_path / "root-password").write_text("r00t'pa$$ word")
     tmp_path.chmod(0o755)
     port = free_port()
-    image = ensure_images(stageproof_settings)["db"]
+    image = ensure_images(stageproof_settings).database
     container = docker_client().containers.run(
         image, detach=True, labels=run_labels(f"dbimage-{secrets.token_hex(3)}", "docker"),
         ports={"3306/tcp": (LOOPBACK, port)},

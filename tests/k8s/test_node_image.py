@@ -1,9 +1,10 @@
 """A kind cluster from our air-gapped node image works (issue 4).
 
-One cluster for the module, created from `stageproof/kind-node:<version>` with the project's kind
-config: node Ready, DNS, ClusterIP, a PVC on `standard`, port-forward, a NodePort published on
-127.0.0.1, and a delete that leaves nothing behind. Test pods run the Debian toolbox image that
-is already in the node (nothing can be pulled). STAGEPROOF_KIND_WORKERS=2 adds worker nodes.
+One cluster for the module, created from `stageproof/kind-node:<version>` with the default kind
+config that `render_config` writes: node Ready, DNS, ClusterIP, a PVC on `standard`,
+port-forward, a NodePort published on 127.0.0.1, and a delete that leaves nothing behind. Test
+pods run the Debian toolbox image that is already in the node (nothing can be pulled).
+STAGEPROOF_KIND_WORKERS=2 adds worker nodes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kubernetes import client, config
 from harness.errors import StageUnavailable
 from harness.images.kind_node import ensure_kind_node_image
 from harness.images.kind_node_recipe import load_versions
-from harness.kind import CHECK_NODE_PORT, KindCluster, RenderedConfig, render_config
+from harness.kind import KindCluster, RenderedConfig, render_config
 from harness.lifecycle import in_ci
 from harness.net import LOOPBACK, free_port
 from harness.process import ManagedProcess
@@ -30,6 +31,7 @@ from harness.wait import NotYet, wait_for_http, wait_until
 pytestmark = pytest.mark.slow
 
 NAMESPACE = "nodecheck"
+CHECK_NODE_PORT = 30081  # published on 127.0.0.1 by the cluster's kind config
 SERVER = """
 import http.server, socket
 class Hello(http.server.BaseHTTPRequestHandler):
@@ -60,7 +62,8 @@ def cluster() -> Iterator[Cluster]:
             raise
         pytest.skip(f"kind node image cannot be built here: {err}")
     name = f"sp-node-{uuid.uuid4().hex[:6]}"
-    ports = render_config(name, workers=int(os.environ.get("STAGEPROOF_KIND_WORKERS", "0")))
+    ports = render_config(name, nodes=1 + int(os.environ.get("STAGEPROOF_KIND_WORKERS", "0")),
+                          node_ports=[CHECK_NODE_PORT])
     kind = KindCluster(name, image, ports.path)
     try:
         started = time.monotonic()
@@ -209,7 +212,7 @@ def test_kubectl_port_forward_reaches_pod(cluster: Cluster, web: str) -> None:
 
 
 def test_nodeport_published_on_loopback_reaches_pod(cluster: Cluster, web: str) -> None:
-    url = f"http://{LOOPBACK}:{cluster.ports.check_host_port}/"
+    url = f"http://{LOOPBACK}:{cluster.ports.host_port(CHECK_NODE_PORT)}/"
     response = wait_for_http(url, what=f"NodePort {CHECK_NODE_PORT} via kind extraPortMappings", timeout=60)
     assert response.text == "hello from web"
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy.dialects import mysql
+from sqlalchemy.schema import CreateTable
 
 from app import create_app
+from app.db import users
 from app.seed import seed
 from app.settings import Settings, SettingsError
 
@@ -57,6 +60,68 @@ def test_invalid_input_names_the_field_and_writes_nothing(client: FlaskClient, b
     resp = client.post("/users", json=body, headers=TOKEN)
     assert resp.status_code == 422 and resp.json["field"] == field
     assert len(client.get("/users").json) == 2
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"name": "a\ud800b", "email": "a@b.co"}, "name"),  # a lone surrogate: JSON's "\ud800" escape
+    ({"name": "a", "email": "a\udfffb@c.co"}, "email"),
+    ({"name": "a\x00b", "email": "a@b.co"}, "name"),
+    ({"name": "a\x1fb", "email": "a@b.co"}, "name"),
+    ({"name": "a\x85b", "email": "a@b.co"}, "name"),
+    ({"name": "a", "email": "a\x7f@b.co"}, "email"),
+])
+def test_text_no_backend_stores_alike_is_422_naming_the_field(client: FlaskClient, body: dict, field: str) -> None:
+    resp = client.post("/users", data=json.dumps(body), content_type="application/json", headers=TOKEN)
+    assert resp.status_code == 422 and resp.json["field"] == field
+    assert len(client.get("/users").json) == 2
+
+
+def test_any_unicode_text_reads_back_as_written(client: FlaskClient) -> None:
+    body = {"name": "Zoë 中文 \U0001f600", "email": "josé@example.com"}
+    created = client.post("/users", json=body, headers=TOKEN)
+    assert created.status_code == 201
+    assert client.get(created.headers["Location"]).json == {"id": created.json["id"], **body}
+
+
+def test_emails_differing_only_in_accents_are_two_users(client: FlaskClient) -> None:
+    for email in ("jose@example.com", "josé@example.com"):
+        assert client.post("/users", json={"name": "j", "email": email}, headers=TOKEN).status_code == 201
+
+
+def test_users_table_is_utf8mb4_with_binary_comparison_on_mysql() -> None:
+    ddl = str(CreateTable(users).compile(dialect=mysql.dialect()))
+    assert ddl.rstrip().endswith(")CHARSET=utf8mb4 COLLATE utf8mb4_bin")
+
+
+def test_an_id_beyond_any_backend_is_a_json_404(client: FlaskClient) -> None:
+    resp = client.get("/users/99999999999999999999")
+    assert resp.status_code == 404 and "not found" in resp.json["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("PUT", "/users", "GET, HEAD, OPTIONS, POST"),
+                                                       ("DELETE", "/users/1", "GET, HEAD, OPTIONS"),
+                                                       ("POST", "/healthz", "GET, HEAD, OPTIONS")])
+def test_unsupported_method_is_a_json_405_with_allow(client: FlaskClient, method: str, path: str, allow: str) -> None:
+    resp = client.open(path, method=method, headers=TOKEN)
+    assert resp.status_code == 405 and resp.headers["Allow"] == allow
+    assert resp.is_json and "error" in resp.json
+
+
+def test_missing_token_is_a_401_with_a_bearer_challenge(client: FlaskClient) -> None:
+    resp = client.post("/users", json={"name": "x", "email": "x@example.com"})
+    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_500_logs_its_traceback(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
+    app = create_app(env)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    assert app.test_client().get("/boom").status_code == 500
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any("RuntimeError: kaboom" in line.get("exception", "") for line in lines)
 
 
 def test_readiness_reports_an_unreachable_database(tmp_path: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from harness.chaos import LoadGenerator, measure_disruption
-from harness.chaos.load import Sample, percentile, require_loopback, summarize
+from harness.chaos.load import ABANDONED, MAX_RATE_CAP, OVERLOADED, Sample, percentile, require_loopback, summarize
 from harness.net import free_port
 
 
@@ -17,11 +18,15 @@ class Backend(ThreadingHTTPServer):
     """Answers `status` (200 unless a test changes it) and counts every request it received."""
 
     daemon_threads = True
+    block_on_close = False
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.status = 200
         self.hits = 0
+        self.methods: list[str] = []
+        self.hang_seconds = 0.0
+        self.release = threading.Event()
         self.lock = threading.Lock()
 
     @property
@@ -35,12 +40,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         with self.server.lock:
             self.server.hits += 1
+            self.server.methods.append(self.command)
             status = self.server.status
+        if self.server.hang_seconds:
+            self.server.release.wait(self.server.hang_seconds)
         body = b"[]"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
 
     def log_message(self, *args: object) -> None:
         pass
@@ -52,6 +63,7 @@ def backend() -> Iterator[Backend]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.release.set()
     server.shutdown()
     server.server_close()
 
@@ -106,7 +118,7 @@ def test_loopback_urls_are_accepted() -> None:
     assert require_loopback("http://localhost/")[0] == "localhost"
 
 
-@pytest.mark.parametrize(("rate", "seconds"), [(0, 1), (1000, 1), (1, 0), (1, 3600)])
+@pytest.mark.parametrize(("rate", "seconds"), [(0, 1), (MAX_RATE_CAP * 2, 1), (1, 0), (1, 3600)])
 def test_unbounded_loads_are_refused(rate: float, seconds: float) -> None:
     with pytest.raises(ValueError):
         LoadGenerator("http://127.0.0.1:1/", rate=rate, max_seconds=seconds)
@@ -158,3 +170,44 @@ def test_a_load_that_ends_before_recovery_is_not_a_pass(backend: Backend) -> Non
                                 max_seconds=0.4, warmup=0.1, settle=0.0)
     assert not result.covered
     assert any("max_seconds" in problem for problem in result.problems())
+
+
+def test_a_hanging_backend_cannot_stretch_the_load_or_hold_stop(backend: Backend) -> None:
+    backend.hang_seconds = 10.0
+    load = LoadGenerator(backend.url, rate=20, max_seconds=1, workers=4).start()
+    threading.Event().wait(1.3)
+    began = time.monotonic()
+    result = load.stop()
+    assert time.monotonic() - began < 2.0, "stop() waited for a hanging backend"
+    samples = load.samples()
+    assert max(sample.sent_at for sample in samples) < 1.0
+    assert all(sample.started_at < 1.0 for sample in samples if sample.started_at is not None)
+    started = [sample for sample in samples if sample.started_at is not None]
+    assert result.sent == 20 and result.failed == 20, "every scheduled request is counted once"
+    assert backend.hits == len(started) == 4, "only the 4 workers' requests reached the backend"
+    assert result.reasons == {ABANDONED: 4, OVERLOADED: 16}
+    assert result.first_failure_at == 0.0 and result.last_failure_at == pytest.approx(0.95)
+    assert result.sent_per_second == {0: 20} and result.failures_per_second == {0: 20}
+
+
+def test_a_full_queue_fails_requests_as_client_overloaded_instead_of_piling_up(backend: Backend) -> None:
+    backend.hang_seconds = 10.0
+    load = LoadGenerator(backend.url, rate=100, max_seconds=0.5, workers=1).start()
+    threading.Event().wait(0.6)
+    snapshot = load.snapshot()
+    assert snapshot.reasons.get(OVERLOADED, 0) >= 40, "requests were queued without bound"
+    result = load.stop()
+    assert result.sent == 50 and backend.hits == 1
+    assert result.reasons == {ABANDONED: 1, OVERLOADED: 49}
+
+
+def test_the_load_sends_the_method_it_was_given(backend: Backend) -> None:
+    with LoadGenerator(backend.url, method="HEAD", rate=40, max_seconds=0.25) as load:
+        threading.Event().wait(0.5)
+    assert load.result is not None and load.result.failed == 0 and load.result.sent == 10
+    assert backend.methods == ["HEAD"] * 10
+
+
+def test_an_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="HTTP method"):
+        LoadGenerator("http://127.0.0.1:1/", method="GET /admin")

@@ -67,3 +67,45 @@ def test_invalid_toml_is_reported(tmp_path: Path) -> None:
 def test_airgap_comes_from_the_environment() -> None:
     settings = load_settings(ROOT / "stageproof.toml", env={"STAGEPROOF_AIRGAP": "1"})
     assert settings.images is not None and settings.images.airgap == "always"
+
+
+def test_unknown_placeholder_in_app_env_is_named() -> None:
+    raw = reference()
+    raw["app"]["env"]["MYSQL_HOST"] = "${db.hots}"
+    with pytest.raises(ConfigError, match=r"app\.env: .*MYSQL_HOST: unknown placeholder \$\{db\.hots\}"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_port_out_of_range_is_named() -> None:
+    raw = reference()
+    raw["stages"]["k8s"]["node_port"] = 80
+    with pytest.raises(ConfigError, match=r"stages\.k8s\.node_port: .*greater than or equal to 30000"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_unknown_not_applicable_stage_is_named() -> None:
+    raw = reference()
+    raw.setdefault("stages", {})["not_applicable"] = {"local-sqlit": "typo"}
+    with pytest.raises(ConfigError, match=r"stages\.not_applicable: .*unknown stage 'local-sqlit'"):
+        parse_settings(raw, root=ROOT)
+
+
+def test_persistence_must_name_a_case_with_steps(tmp_path: Path) -> None:
+    text = (ROOT / "stageproof.toml").read_text()
+    (tmp_path / "stageproof.toml").write_text(
+        text.replace('persistence = "created user reads back"', 'persistence = "one user by id"')
+        .replace('cases = "contract.toml"', f'cases = "{ROOT / "contract.toml"}"')
+        .replace('workdir = "."', f'workdir = "{ROOT}"')
+        .replace('dockerfile = "stages/docker/Dockerfile"', f'dockerfile = "{ROOT / "stages/docker/Dockerfile"}"')
+        .replace('context = "."', f'context = "{ROOT}"')
+        .replace('requirements = "app/requirements.txt"', f'requirements = "{ROOT / "app/requirements.txt"}"')
+        .replace('file = "stages/compose/compose.yaml"', f'file = "{ROOT / "stages/compose/compose.yaml"}"')
+        .replace('manifests = "stages/k8s/', f'manifests = "{ROOT}/stages/k8s/'))
+    with pytest.raises(ConfigError, match=r"checks\.persistence: case 'one user by id' needs steps"):
+        load_settings(tmp_path / "stageproof.toml", env={})
+
+
+def test_the_example_app_config_loads() -> None:
+    settings = load_settings(ROOT / "examples" / "guestbook" / "stageproof.toml", env={})
+    assert not settings.app.port_from_env and settings.app.port == 5000
+    assert settings.not_applicable("local-sqlite") and settings.not_applicable("docker") is None

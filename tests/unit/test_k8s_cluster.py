@@ -1,16 +1,20 @@
-"""Choosing the cluster: kind by default, a user's kubeconfig context when configured."""
+"""Choosing the cluster (kind by default, a user's kubeconfig context when configured) and the kind
+config a run writes: the team's file (or one control plane) with stageproof's overrides."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
-from harness.config import K8sStage
+from harness.config import K8sSettings
 from harness.errors import ConfigError
 from harness.k8s.cluster import user_context
+from harness.kind import render_config
 
-SPEC = K8sStage(kustomize="stages/k8s/overlays/kind", kind_config="stages/k8s/kind.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind"}, context={"root": ROOT})
 
 
 def test_kind_is_the_default_target() -> None:
@@ -31,3 +35,62 @@ def test_the_environment_points_at_a_team_cluster() -> None:
 def test_the_config_file_can_name_the_context_too() -> None:
     spec = SPEC.model_copy(update={"context": "team", "base_url": "http://127.0.0.1:9000"})
     assert user_context(spec, {}) == ("team", None, "http://127.0.0.1:9000")
+
+
+# -- the kind config -------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGEPROOF_CACHE", str(tmp_path / "cache"))
+
+
+def written(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_default_config_publishes_the_node_port_and_api_server_on_loopback_only() -> None:
+    rendered = render_config("c1", node_ports=[30080])
+    config = written(rendered.path)
+    (control_plane,) = config["nodes"]
+    assert control_plane["role"] == "control-plane"
+    assert control_plane["extraPortMappings"] == [{"containerPort": 30080, "hostPort": rendered.host_port(30080),
+                                                   "listenAddress": "127.0.0.1", "protocol": "TCP"}]
+    assert config["networking"]["apiServerAddress"] == "127.0.0.1"
+    assert 0 < rendered.host_port(30080) < 65536
+
+
+def test_nodes_adds_workers_and_extra_node_ports_get_mappings_of_their_own() -> None:
+    rendered = render_config("c2", nodes=3, node_ports=[30080, 30081], host_ports={30080: 18080, 30081: 18081})
+    control_plane, *workers = written(rendered.path)["nodes"]
+    assert [node["role"] for node in workers] == ["worker", "worker"]
+    assert {m["containerPort"]: m["hostPort"] for m in control_plane["extraPortMappings"]} == {30080: 18080,
+                                                                                             30081: 18081}
+    assert rendered.host_ports == {30080: 18080, 30081: 18081}
+
+
+def test_the_teams_config_is_kept_with_only_stageproofs_overrides(tmp_path: Path) -> None:
+    team = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "name": "their-name",
+            "networking": {"podSubnet": "10.244.0.0/16", "apiServerAddress": "0.0.0.0"},
+            "featureGates": {"SomeGate": True},
+            "nodes": [{"role": "control-plane", "labels": {"ingress-ready": "true"},
+                       "extraPortMappings": [{"containerPort": 30080, "hostPort": 80},
+                                             {"containerPort": 443, "hostPort": 8443}]},
+                      {"role": "worker"}]}
+    source = tmp_path / "kind.yaml"
+    source.write_text(yaml.safe_dump(team))
+    config = written(render_config("c3", source=source, nodes=4, node_ports=[30080], host_ports={30080: 18080}).path)
+    assert "name" not in config  # the cluster is named on kind's command line
+    assert config["networking"] == {"podSubnet": "10.244.0.0/16", "apiServerAddress": "127.0.0.1"}
+    assert config["featureGates"] == {"SomeGate": True}
+    control_plane, *workers = config["nodes"]
+    assert len(workers) == 1  # the file lists its workers: `nodes` adds none
+    assert control_plane["labels"] == {"ingress-ready": "true"}
+    assert control_plane["extraPortMappings"] == [
+        {"containerPort": 443, "hostPort": 8443},
+        {"containerPort": 30080, "hostPort": 18080, "listenAddress": "127.0.0.1", "protocol": "TCP"}]
+
+
+def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "kind.yaml"
+    source.write_text("apiVersion: v1\nkind: ConfigMap\n")
+    with pytest.raises(ConfigError, match=r"stages\.k8s\.kind_config: .* is not a kind config"):
+        render_config("c5", source=source, node_ports=[30080])

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from harness.k8s.status import ResourceFailed, job_complete, pods_settled, replaced, rolled_out
+from harness.k8s.status import (
+    ResourceFailed,
+    job_complete,
+    label_selector,
+    pods_replaced,
+    pods_settled,
+    rolled_out,
+)
 from harness.k8s.watch import watch_until
 from harness.wait import NotYet
 
@@ -63,12 +70,26 @@ def test_job_completion_and_failure() -> None:
         job_complete("seed")({"seed": job("Failed")})
 
 
-def test_a_statefulset_pod_counts_as_replaced_only_with_a_new_uid_and_ready() -> None:
-    check = replaced("db-0", "old")
+def test_a_statefulset_pod_counts_as_replaced_once_it_has_a_new_uid_and_is_ready() -> None:
+    check = pods_replaced("old", 1, "database db")
     for view in ({}, {"db-0": pod("db-0", uid="old")}, {"db-0": pod("db-0", uid="new", ready=False)}):
         with pytest.raises(NotYet):
             check(view)
-    assert check({"db-0": pod("db-0", uid="new")}).metadata.uid == "new"
+    assert [p.metadata.uid for p in check({"db-0": pod("db-0", uid="new")})] == ["new"]
+
+
+def test_a_deployment_pod_counts_as_replaced_once_the_old_one_is_gone() -> None:
+    check = pods_replaced("old", 1, "database mysql")
+    with pytest.raises(NotYet, match="still there"):
+        check({"mysql-a": pod("mysql-a", uid="old", terminating=True), "mysql-b": pod("mysql-b", uid="new")})
+    assert [p.metadata.name for p in check({"mysql-b": pod("mysql-b", uid="new")})] == ["mysql-b"]
+
+
+def test_label_selectors_become_the_string_list_calls_take() -> None:
+    selector = Obj(match_labels={"tier": "db", "app": "guestbook"},
+                   match_expressions=[Obj(key="env", operator="In", values=["a", "b"]),
+                                      Obj(key="legacy", operator="DoesNotExist", values=None)])
+    assert label_selector(selector) == "app=guestbook,tier=db,env in (a,b),!legacy"
 
 
 def test_watch_until_returns_at_once_when_the_listing_already_satisfies_the_condition() -> None:

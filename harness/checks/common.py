@@ -1,0 +1,104 @@
+"""What every stage check asks of the config, written once: the load request, the persistence
+case (write before a disruption, read back after), and the probes of readiness.
+
+Checks never spell a path or a field of the app: they ask the settings. A check that needs a
+setting the app does not have is marked `needs("app.ready_path")`, and the plugin reports it
+"not applicable" with that reason instead of running it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from harness.chaos import DisruptionResult, measure_disruption
+from harness.config import Settings
+from harness.contract.cases import Case
+from harness.contract.runner import CaseResult, ContractClient
+from harness.stage import Deployment
+from harness.wait import NotYet
+
+Report = Callable[[str], None]
+
+
+def needs(*keys: str) -> pytest.MarkDecorator:
+    """Mark a check as needing these dotted settings (`app.ready_path`, `checks.persistence`)."""
+    return pytest.mark.needs(*keys)
+
+
+def missing_settings(settings: Settings, keys: tuple[str, ...]) -> list[str]:
+    """The dotted keys of `keys` that are unset (None or empty) in `settings`."""
+    missing = []
+    for key in keys:
+        value: Any = settings
+        for part in key.split("."):
+            value = getattr(value, part, None)
+        if not value:
+            missing.append(key)
+    return missing
+
+
+def load_url(settings: Settings, deployment: Deployment) -> str:
+    return deployment.base_url + settings.checks.load.path
+
+
+def under_load(settings: Settings, deployment: Deployment, what: str, disrupt: Callable[[], object],
+               recovered: Callable[[], object] | None = None) -> DisruptionResult:
+    """`disrupt()` under the configured load (`[checks] load`, `rate`, `max_seconds`), counting
+    every failure."""
+    checks = settings.checks
+    return measure_disruption(load_url(settings, deployment), what, disrupt, recovered=recovered, rate=checks.rate,
+                              max_seconds=checks.max_seconds, method=checks.load.method,
+                              expect_status=checks.load.status)
+
+
+def persistence_case(settings: Settings, cases: list[Case]) -> Case:
+    """The contract case named by `checks.persistence` (validated when the config was read)."""
+    name = settings.checks.persistence
+    found = [case for case in cases if case.name == name]
+    assert found, f"checks.persistence names {name!r}, which is not a contract case"
+    return found[0]
+
+
+def write(client: ContractClient, case: Case) -> CaseResult:
+    """Run the whole persistence case (write, read back) before a disruption; it must pass."""
+    result = client.run_case(case)
+    assert result.passed, f"before the disruption, {case.name!r} failed:\n  " + "\n  ".join(result.problems)
+    return result
+
+
+def read_back(client: ContractClient, case: Case, written: CaseResult) -> list[str]:
+    """The case's steps after the first (the reads), again, with the values the write saved."""
+    result = client.run_case(case, first_step=2, variables=written.variables)
+    return [f"{case.name} after the disruption: {problem}" for problem in result.problems]
+
+
+def answers(url: str, status: int, *, method: str = "GET") -> Callable[[], requests.Response]:
+    """A probe: `url` answers `status` (any other answer, or none, is "not yet")."""
+
+    def probe() -> requests.Response:
+        response = requests.request(method, url, timeout=3)
+        if response.status_code != status:
+            raise NotYet(f"{method} {url} answered {response.status_code}")
+        return response
+
+    return probe
+
+
+def load_fails(settings: Settings, deployment: Deployment) -> Callable[[], object]:
+    """A probe: the load request no longer succeeds (the outage is visible to users)."""
+    load = settings.checks.load
+
+    def probe() -> object:
+        try:
+            response = requests.request(load.method, load_url(settings, deployment), timeout=3)
+        except requests.RequestException as err:
+            return err
+        if response.status_code == load.status:
+            raise NotYet(f"{load.method} {load.path} still answers {response.status_code}")
+        return response
+
+    return probe

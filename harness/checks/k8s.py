@@ -1,0 +1,242 @@
+"""What Kubernetes promises beyond the contract, for any app: each disruption measured under the
+configured load (`[checks] load`) sent through the NodePort Service, never a port-forward, every
+failed request counted and none retried. Per-pod reads (identical bodies, the release each
+replica serves) go to one pod at a time through the API server.
+
+A stage folder imports the checks and the `k8s` fixture (`from harness.checks.k8s import *`;
+`report` comes from the plugin), or a team's repo runs `pytest --pyargs harness.checks.k8s
+--stage k8s`. A check marked `needs(...)` runs only when the config sets those keys; every
+check leaves the stage as it found it (replicas, a settled rollout) however it ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import requests
+
+from harness.chaos import DisruptionResult
+from harness.checks.common import load_url, needs, persistence_case, read_back, under_load, write
+from harness.checks.recovery import rerun_contract
+from harness.contract.cases import Case
+from harness.contract.runner import ContractClient
+from harness.k8s.manifests import RELEASE_ANNOTATION
+from harness.k8s.pods import PodAnswer
+from harness.lifecycle import StageRunner
+from harness.plugin import Reporter
+from harness.stage import Deployment, Stage
+from harness.stages.k8s import KubernetesStage
+from harness.wait import NotYet, app_ready, wait_until
+
+__all__ = ["k8s", "test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted",
+           "test_pod_kill_loses_no_request_and_a_replacement_becomes_ready",
+           "test_rollback_returns_the_previous_release_without_failure",
+           "test_rolling_update_serves_the_new_release_everywhere_without_failure",
+           "test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down",
+           "test_seed_job_run_again_changes_nothing"]
+
+pytestmark = pytest.mark.slow
+SCALE_UP = 5
+SCALE_DOWN = 1
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def k8s(stage: Stage | None, stage_runner: StageRunner) -> KubernetesStage:
+    """The live k8s stage; its bring-up timings go into the run summary once."""
+    if not isinstance(stage, KubernetesStage):
+        pytest.skip("the k8s checks need the k8s stage itself (not --base-url)")
+    notes = stage_runner.ledger.record(stage.name).notes
+    note = "bring-up: " + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in stage.timings.items())
+    if note not in notes:
+        notes.append(note)
+    return stage
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def deployment_of(k8s: KubernetesStage) -> Deployment:
+    assert k8s.deployment is not None, "the k8s stage is not up"
+    return k8s.deployment
+
+
+@contextmanager
+def restoring(what: str, action: Callable[[], object], *, only_on_failure: bool = False) -> Iterator[None]:
+    """Run `action` when the block ends (or only when it fails); when the block failed, an error
+    of `action` becomes a note on the block's error instead of hiding it."""
+    try:
+        yield
+    except BaseException as err:
+        try:
+            action()
+        except Exception as restore_err:
+            err.add_note(f"[stageproof] restoring {what} failed too: {restore_err}")
+        raise
+    if not only_on_failure:
+        action()
+
+
+def assert_no_failure(result: DisruptionResult, report: Reporter) -> None:
+    report(result.summary(), result.figures())
+    problems = result.problems()
+    assert not problems, f"{result.what}: " + "; ".join(problems)
+
+
+def per_pod(k8s: KubernetesStage, path: str) -> dict[str, PodAnswer]:
+    """{pod: answer} of GET `path` on every Ready web pod, one pod at a time."""
+    return {pod.metadata.name: k8s.pod_get(pod.metadata.name, path) for pod in k8s.web_pods()}
+
+
+def releases_served(k8s: KubernetesStage) -> dict[str, str]:
+    """{pod: release} of every Ready web pod: what its `app.version_path` reports, else (an app
+    without one) the release annotation its pod template carries."""
+    app = k8s.settings.app
+    if app.version_path is None:
+        return {pod.metadata.name: (pod.metadata.annotations or {}).get(RELEASE_ANNOTATION, "(none)")
+                for pod in k8s.web_pods()}
+    return {pod: _release_field(answer, app.release_field) for pod, answer in per_pod(k8s, app.version_path).items()}
+
+
+def _release_field(answer: PodAnswer, field: str) -> str:
+    if answer.status != 200:
+        return f"HTTP {answer.status}"
+    try:
+        return str(json.loads(answer.body).get(field, f"(no {field!r})"))
+    except (ValueError, AttributeError):
+        return f"(not JSON: {answer.body[:60]!r})"
+
+
+def contract_problems(k8s: KubernetesStage, cases: list[Case]) -> list[str]:
+    return rerun_contract(ContractClient(deployment_of(k8s)), cases)
+
+
+def outage_reported(k8s: KubernetesStage, pod: str, path: str) -> Callable[[], PodAnswer]:
+    """A probe: the app's own readiness path on `pod` answers 503 (not a proxy error)."""
+
+    def probe() -> PodAnswer:
+        answer = k8s.pod_get(pod, path)
+        if answer.status != 503:
+            raise NotYet(f"{path} on {pod} answered {answer.status}")
+        return answer
+
+    return probe
+
+
+# -- the checks --------------------------------------------------------------------------------
+@pytest.mark.requires("kill_instance")
+def test_pod_kill_loses_no_request_and_a_replacement_becomes_ready(k8s: KubernetesStage, report: Reporter,
+                                                                   contract_cases: list[Case]) -> None:
+    replicas = len(k8s.web_pods())
+    with restoring("the web replicas", k8s.wait_rolled_out, only_on_failure=True):
+        result = under_load(k8s.settings, deployment_of(k8s), "pod kill", k8s.kill_instance, k8s.wait_rolled_out)
+    assert_no_failure(result, report)
+    names = [pod.metadata.name for pod in k8s.web_pods()]
+    assert len(names) == replicas and k8s.killed[-1] not in names, f"after killing {k8s.killed[-1]}: {names}"
+    assert not (problems := contract_problems(k8s, contract_cases)), "\n".join(problems)
+
+
+@pytest.mark.requires("scale")
+def test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down(k8s: KubernetesStage,
+                                                                            report: Reporter) -> None:
+    settings, deployment = k8s.settings, deployment_of(k8s)
+    path = settings.checks.load.path
+    start = len(k8s.web_pods())
+    with restoring(f"{start} replicas", lambda: k8s.scale(start)):
+        up = under_load(settings, deployment, f"scale {start}->{SCALE_UP}", lambda: k8s.scale(SCALE_UP))
+        answers = per_pod(k8s, path)
+        down = under_load(settings, deployment, f"scale {SCALE_UP}->{SCALE_DOWN}", lambda: k8s.scale(SCALE_DOWN))
+    assert_no_failure(up, report)
+    assert len(answers) == SCALE_UP, f"{len(answers)} Ready replicas after scaling to {SCALE_UP}"
+    statuses = {pod: answer.status for pod, answer in answers.items()}
+    assert set(statuses.values()) == {settings.checks.load.status}, f"GET {path} per pod: {statuses}"
+    bodies = {answer.body for answer in answers.values()}
+    assert len(bodies) == 1, f"GET {path} differs between replicas: " + "; ".join(
+        f"{pod}: {answer.body[:80]!r}" for pod, answer in answers.items())
+    report(f"scale to {SCALE_UP}: all {len(answers)} replicas answered the identical {path} "
+           f"({len(bodies.pop())} bytes)")
+    assert_no_failure(down, report)
+
+
+@pytest.mark.requires("roll_out")
+def test_rolling_update_serves_the_new_release_everywhere_without_failure(k8s: KubernetesStage, report: Reporter,
+                                                                          contract_cases: list[Case]) -> None:
+    new = f"{k8s.release}-next"
+    with restoring("the previous release", k8s.roll_back, only_on_failure=True):
+        result = under_load(k8s.settings, deployment_of(k8s), f"rolling update to {new}", lambda: k8s.roll_out(new))
+    assert_no_failure(result, report)
+    served = releases_served(k8s)
+    assert set(served.values()) == {new}, f"release per pod after the rollout: {served}"
+    report(f"rolling update: all {len(served)} pods serve {new}")
+    assert not (problems := contract_problems(k8s, contract_cases)), "\n".join(problems)
+
+
+@pytest.mark.requires("roll_out", "roll_back")
+def test_rollback_returns_the_previous_release_without_failure(k8s: KubernetesStage, report: Reporter) -> None:
+    if len(k8s.releases) < 2:  # run alone: make a release to roll back from
+        k8s.roll_out(f"{k8s.release}-next")
+    previous = k8s.releases[-2]
+    with restoring("a settled rollout", k8s.wait_rolled_out, only_on_failure=True):
+        result = under_load(k8s.settings, deployment_of(k8s), f"rollback to {previous}", k8s.roll_back)
+    assert_no_failure(result, report)
+    served = releases_served(k8s)
+    assert set(served.values()) == {previous}, f"release per pod after the rollback: {served}"
+    report(f"rollback: all {len(served)} pods serve {previous} again")
+
+
+@pytest.mark.requires("app_identity")
+@needs("checks.persistence")
+def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: KubernetesStage, report: Reporter,
+                                                                       contract_cases: list[Case]) -> None:
+    settings, deployment = k8s.settings, deployment_of(k8s)
+    client = ContractClient(deployment)
+    case = persistence_case(settings, contract_cases)
+    written = write(client, case)
+    before = k8s.app_identity()
+    watched = k8s.web_pods()[0].metadata.name
+    seen: dict[str, Any] = {}
+    ready_path, patience = settings.app.ready_path, settings.checks.database_recovery_seconds
+
+    def kill() -> None:
+        seen["uid"] = k8s.kill_database()
+        if ready_path:
+            seen["outage"] = wait_until(outage_reported(k8s, watched, ready_path), timeout=patience,
+                                        what=f"{ready_path} of {watched} to report the outage (503)",
+                                        interval=0.1, max_interval=0.25)
+
+    def recovered() -> None:
+        k8s.wait_database_back(seen["uid"])
+        k8s.wait_rolled_out()
+        what, probe = app_ready(settings, deployment.base_url)
+        wait_until(probe, what=f"{what} once the database is back", timeout=patience)
+
+    def back_if_killed() -> None:
+        if "uid" in seen:
+            recovered()
+
+    with restoring("the database", back_if_killed, only_on_failure=True):
+        result = under_load(settings, deployment, "database pod kill", kill, recovered)
+    report(f"{result.summary()} (failures expected while the database is away)", result.figures())
+    if "outage" in seen:
+        report(f"database pod kill: {ready_path} on {watched} said "
+               f"{seen['outage'].status} {seen['outage'].body.strip()[:100]}")
+    problems = read_back(client, case, written)
+    assert not problems, "\n".join(problems)
+    assert k8s.app_identity() == before, "the app pods were restarted or replaced during the database outage"
+    assert result.covered, "the load ended before the app recovered"
+
+
+@needs("stages.k8s.seed_job")
+def test_seed_job_run_again_changes_nothing(k8s: KubernetesStage, report: Reporter) -> None:
+    load = k8s.settings.checks.load
+    url = load_url(k8s.settings, deployment_of(k8s))
+    before = requests.request(load.method, url, timeout=10)
+    job, log = k8s.rerun_seed()
+    with restoring(f"job {job}", lambda: k8s.delete_job(job)):
+        after = requests.request(load.method, url, timeout=10)
+    report(f"seed job re-run ({job}): {log.strip()[-120:]!r}; {load.method} {load.path} body unchanged: "
+           f"{before.content == after.content} ({len(after.content)} bytes)")
+    assert before.status_code == after.status_code == load.status, (before.status_code, after.status_code)
+    assert after.content == before.content, f"running job {k8s.spec.seed_job} again changed {load.path}"

@@ -1,0 +1,128 @@
+"""Substitutes: local images that stand in for upstream ones when no registry answers.
+
+For each `[images.substitute]` entry (`"python:3.11-slim" = "python"`, `"mysql:8.4" = "mysql"`)
+the upstream ref is made to exist locally, built from our recipes in `stages/images/` on a
+debootstrap base, so the team's Dockerfile, compose file and manifests run unchanged. A stand-in
+carries `io.stageproof.substitute-for=<ref>`; an upstream ref that is here without that label is
+the real image and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.cache import recipe_hash
+from harness.errors import ConfigError
+from harness.images import docker, say, step
+from harness.images.docker import RECIPE_LABEL, SUBSTITUTE_LABEL, build_image, image_id, untag_others
+from harness.images.rootfs import ensure_rootfs_image
+from harness.images.wheels import add_to_pool, ensure_wheelhouse, link_or_copy, pool_wheels
+
+RECIPES = Path(__file__).resolve().parents[2] / "stages" / "images"
+BASE = "stageproof/base:bookworm"
+BASE_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3")
+BASE_CHANGES = ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8")
+KIND_LABEL = "io.stageproof.substitute"
+#: labels of a substitute that an image built FROM it inherits, and should not carry
+INHERITED_LABELS = (SUBSTITUTE_LABEL, KIND_LABEL, RECIPE_LABEL)
+
+State = Literal["absent", "real", "ours"]
+
+
+@dataclass(frozen=True)
+class Substitute:
+    """A built stand-in image, and what it is, for people."""
+
+    image: str
+    description: str
+
+
+def upstream_state(labels: Mapping[str, str] | None) -> State:
+    """What is at an upstream ref here, from its labels (None: no image): ours may be replaced,
+    a real image never."""
+    if labels is None:
+        return "absent"
+    return "ours" if labels.get(SUBSTITUTE_LABEL) else "real"
+
+
+def ensure_substitutes(wanted: Mapping[str, str], *, requirements: Path | None,
+                       force: bool = False) -> dict[str, str]:
+    """Make every upstream ref of `wanted` ({ref: kind}) exist here; returns {ref: description}."""
+    states = {ref: upstream_state(docker.image_labels(ref)) for ref in wanted}
+    missing = {ref: kind for ref, kind in wanted.items() if states[ref] != "real"}
+    python_refs = [ref for ref, kind in missing.items() if kind == "python"]
+    if python_refs and requirements is None:
+        raise ConfigError(f"images.app.requirements: needed without a registry: the substitute for {python_refs[0]} "
+                          "installs the app's requirements from a wheelhouse built on this machine "
+                          "(name the requirements file the Dockerfile's `pip install -r` reads)")
+    built: dict[str, Substitute] = {}
+    if missing:
+        with step(f"base image {BASE} (debootstrap {BASE_SUITE})"):
+            base = ensure_rootfs_image(BASE, suite=BASE_SUITE, include=BASE_PACKAGES, changes=BASE_CHANGES)
+    result: dict[str, str] = {}
+    for ref, kind in wanted.items():
+        if ref not in missing:
+            say(f"{ref} is a real image here: used as is, not substituted")
+            result[ref] = f"{ref} (the real image, found here: not substituted)"
+            continue
+        if kind not in built:
+            with step(f"{kind} substitute"):
+                if kind == "python" and requirements is not None:
+                    built[kind] = _python(base, requirements, force=force)
+                else:
+                    built[kind] = _mysql(base, force=force)
+        _stand_in(ref, built[kind].image)
+        result[ref] = built[kind].description
+    return result
+
+
+def _mysql(base: str, *, force: bool) -> Substitute:
+    """Debian's MariaDB behind an entrypoint honouring the official mysql image's contract."""
+    recipe_dir = RECIPES / "mysql-compat"
+    recipe = recipe_hash("mysql-substitute-v1", recipe_dir, f"base:{image_id(base)}")
+    tag = f"stageproof/substitute-mysql:{recipe}"
+    if force or image_id(tag) is None:
+        build_image(tag, context=recipe_dir, dockerfile=recipe_dir / "Dockerfile", no_cache=force,
+                    labels={RECIPE_LABEL: recipe, KIND_LABEL: "mysql"}, args={"BASE_IMAGE": base})
+    untag_others("stageproof/substitute-mysql", keep=tag)
+    return Substitute(tag, f"{tag} (Debian bookworm MariaDB behind the mysql image's MYSQL_* contract)")
+
+
+def _python(base: str, requirements: Path, *, force: bool) -> Substitute:
+    """Debian's python3 + pip, resolving offline from the shared wheel pool (keyed by its names)."""
+    with step(f"wheelhouse for {requirements}"):
+        pool = add_to_pool(ensure_wheelhouse(requirements))
+    wheels = pool_wheels(pool)
+    recipe_dir = RECIPES / "python-compat"
+    recipe = recipe_hash("python-substitute-v1", recipe_dir, f"base:{image_id(base)}", *(w.name for w in wheels))
+    tag = f"stageproof/substitute-python:{recipe}"
+    if force or image_id(tag) is None:
+        with tempfile.TemporaryDirectory(prefix="stageproof-python-substitute-") as tmp:
+            context = Path(tmp)
+            shutil.copytree(recipe_dir, context, dirs_exist_ok=True)
+            (context / "wheels").mkdir()
+            for wheel in wheels:
+                link_or_copy(wheel, context / "wheels" / wheel.name)
+            build_image(tag, context=context, no_cache=force,
+                        labels={RECIPE_LABEL: recipe, KIND_LABEL: "python"}, args={"BASE_IMAGE": base})
+    untag_others("stageproof/substitute-python", keep=tag)
+    return Substitute(tag, f"{tag} (Debian bookworm python3 + pip + host wheelhouse, {len(wheels)} wheels)")
+
+
+def _stand_in(ref: str, substitute: str) -> None:
+    """Tag `substitute` as `ref`, with a label saying which upstream image it stands in for.
+
+    A label-only image on top of the substitute (no layer): one substitute may stand in for
+    several refs (`mysql:8.4`, `mysql:8.0`), each labelled with its own name.
+    """
+    recipe = recipe_hash("stand-in-v1", ref, f"image:{image_id(substitute)}")
+    if docker.image_label(ref) == recipe:
+        return
+    build_image(ref, context=None, dockerfile_text=f"FROM {substitute}\n",
+                labels={SUBSTITUTE_LABEL: ref, RECIPE_LABEL: recipe})

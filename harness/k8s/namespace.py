@@ -1,0 +1,36 @@
+"""The run's namespace: stageproof creates and labels it, and removes only one it labelled."""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from harness.errors import StageproofError
+from harness.k8s import status
+from harness.k8s.api import Api
+from harness.k8s.watch import watch_until
+
+PART_OF = "app.kubernetes.io/part-of"
+OURS = "stageproof"
+
+
+def create_fresh(api: Api, name: str, *, labels: dict[str, str], timeout: float) -> bool:
+    """Create namespace `name` (labelled ours), first deleting an earlier run's; refuse a namespace
+    stageproof did not make. True when an earlier run's namespace had to go."""
+    found = api.core.list_namespace(field_selector=f"metadata.name={name}").items
+    if found and (found[0].metadata.labels or {}).get(PART_OF) != OURS:
+        raise StageproofError(f"namespace {name!r} exists and is not stageproof's: "
+                              "set stages.k8s.namespace to another name")
+    if found:
+        delete(api, name, wait=True, timeout=timeout)
+    metadata = client.V1ObjectMeta(name=name, labels={**labels, PART_OF: OURS})
+    api.core.create_namespace(client.V1Namespace(metadata=metadata))
+    return bool(found)
+
+
+def delete(api: Api, name: str, *, wait: bool, timeout: float) -> None:
+    """Pods go first without their grace period: nobody is served by a namespace being removed."""
+    api.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    api.core.delete_namespace(name)
+    if wait:
+        watch_until(api.core.list_namespace, status.gone(name), what=f"namespace {name} to be deleted",
+                    timeout=timeout, field_selector=f"metadata.name={name}")

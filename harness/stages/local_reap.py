@@ -1,0 +1,75 @@
+"""What a local run leaves if it is killed (or detached): processes and temporary folders.
+
+Each local stage writes `owner.json` into its work folder: the owning process (pid@host), the
+process groups it started (with their command lines, so a recycled pid is never signalled) and
+the folders to remove. `reap` ends the groups and removes the folders of runs whose owner is
+gone; a live run in another terminal is spared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from harness.stages.containers import OWNER_LABEL, owner_alive, run_labels
+
+log = logging.getLogger("stageproof.local")
+OWNER_FILE = "owner.json"
+GRACE_SECONDS = 10.0
+
+
+def write_owner(workdir: Path, *, run_id: str, stage: str, groups: list[int], folders: list[Path]) -> None:
+    """Record who owns `workdir` and what to end and remove if that owner dies."""
+    owner = run_labels(run_id, stage)[OWNER_LABEL]
+    entry = {"owner": owner, "groups": [{"pgid": pgid, "cmdline": _cmdline(pgid)} for pgid in groups],
+             "folders": [str(folder) for folder in folders]}
+    (workdir / OWNER_FILE).write_text(json.dumps(entry))
+
+
+def reap(stage: str) -> list[str]:
+    """End the processes and remove the folders of `stage` runs whose owner is gone."""
+    removed: list[str] = []
+    for workdir in sorted(Path(tempfile.gettempdir()).glob(f"stageproof-{stage}-*")):
+        try:
+            entry = json.loads((workdir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # being created right now, or not ours
+        if owner_alive({OWNER_LABEL: entry.get("owner", "")}):
+            continue
+        for group in entry.get("groups", []):
+            if _end_group(int(group["pgid"]), group.get("cmdline", "")):
+                removed.append(f"process group {group['pgid']}")
+        for folder in [*entry.get("folders", []), str(workdir)]:
+            if Path(folder).exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(f"folder {folder}")
+    return removed
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _end_group(pgid: int, cmdline: str) -> bool:
+    """SIGTERM, then SIGKILL, the group led by `pgid`, if its leader is still the same program."""
+    if not cmdline or _cmdline(pgid) != cmdline:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline and _cmdline(pgid) == cmdline:
+            time.sleep(0.2)
+        if _cmdline(pgid) == cmdline:
+            os.killpg(pgid, signal.SIGKILL)
+    log.info("ended process group %s (%s)", pgid, cmdline.replace("\0", " ")[:80])
+    return True
