@@ -12,7 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def _matrix(ledger: Ledger, records: list[StageRecord]) -> str:
             outcome, reason = rec.cell(check)
             title = f' title="{escape(reason)}"' if reason else ""
             cells.append(f'<td class="o o-{outcome.replace(" ", "-")}" data-stage="{escape(rec.stage)}" '
-                         f'data-check="{escape(check)}" data-outcome="{outcome}"{title}>'
+                         f'data-check="{escape(check)}" data-outcome="{escape(outcome)}"{title}>'
                          f"{CELLS.get(outcome, ('?',))[0]} {escape(outcome)}</td>")
         label = escape(check.removeprefix("test_").replace("_", " "))
         rows.append(f'<tr><th title="{escape(check)}">{label}</th>{"".join(cells)}</tr>')
@@ -122,7 +122,7 @@ def _is_chaos(figure: Mapping[str, Any]) -> bool:
     return isinstance(figure.get("load"), dict) and "disrupted_at" in figure
 
 
-def _measurements(measured: list[tuple[str, Mapping[str, Any]]]) -> str:
+def _measurements(measured: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     rows = ["<table><tr><th>stage</th><th>check</th><th>figures</th></tr>"]
     for stage, figure in measured:
         values = ", ".join(f"{key} {value}" for key, value in figure.items() if key != "check")
@@ -134,7 +134,8 @@ def _measurements(measured: list[tuple[str, Mapping[str, Any]]]) -> str:
 def _figure(stage: str, figure: Mapping[str, Any]) -> str:
     load = figure.get("load", {})
     recovery = load.get("recovery_seconds")
-    window = "never recovered" if recovery is None else f"failure window {recovery:.1f}s"
+    window = ("no failure" if not load.get("failed") else "no success after the last failure"
+              if recovery is None else f"failure window {recovery:.1f}s")
     caption = (f"<b>{escape(stage)} \u00b7 {escape(str(figure.get('check', '?')))}</b>: "
                f"{escape(str(figure.get('what', '')))}<br>{load.get('sent', 0)} requests, "
                f"{load.get('failed', 0)} failed, p99 {load.get('p99_ms', 0):.0f} ms, {window}; "

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.engine import Status, events
+from schemathesis.engine import Status, events, from_schema
+from schemathesis.errors import LoaderError
 
 from harness.checks.common import needs
 from harness.config import Settings
@@ -78,10 +79,12 @@ def api_config(settings: Settings, deployment: Deployment) -> schemathesis.Confi
 def run_api_checks(settings: Settings, deployment: Deployment) -> ApiResult:
     """Generate cases from the document the deployment serves, send them to it, collect failures."""
     assert settings.app.openapi_path is not None
-    config = api_config(settings, deployment)
-    schema = schemathesis.openapi.from_url(deployment.base_url + settings.app.openapi_path, config=config,
-                                           timeout=REQUEST_TIMEOUT)
-    return collect(schemathesis.engine.from_schema(schema).execute())
+    url = deployment.base_url + settings.app.openapi_path
+    try:
+        schema = schemathesis.openapi.from_url(url, config=api_config(settings, deployment), timeout=REQUEST_TIMEOUT)
+    except LoaderError as err:
+        pytest.fail(f"app.openapi_path: no OpenAPI document at {url}: {err}", pytrace=False)
+    return collect(from_schema(schema).execute())
 
 
 def collect(stream: Iterable[events.EngineEvent]) -> ApiResult:
@@ -99,20 +102,28 @@ def collect(stream: Iterable[events.EngineEvent]) -> ApiResult:
             errors.append(f"{event.label}: {type(event.value).__name__}: {event.value}")
         elif isinstance(event, events.FatalError):
             errors.append(f"{type(event.exception).__name__}: {event.exception}")
-    ordered = sorted(failures.values(), key=lambda failure: CHECKS.index(failure.check) if failure.check in CHECKS
-                     else len(CHECKS))
+    ordered = sorted(failures.values(), key=lambda failure: _rank(failure.check))
     return ApiResult(cases, tuple(ordered), tuple(errors))
 
 
+def _rank(check: str) -> int:
+    return CHECKS.index(check) if check in CHECKS else len(CHECKS)
+
+
 def failed_checks(event: events.ScenarioFinished) -> list[ApiFailure]:
-    """The failing checks of one scenario: the failure's first line says what the response broke."""
+    """The failing checks of one scenario: what the response broke (the failure's title and the
+    first line of its message) and the status it came with."""
     found = []
-    for nodes in event.recorder.checks.values():
+    recorder = event.recorder
+    for case_id, nodes in recorder.checks.items():
+        interaction = recorder.interactions.get(case_id)
+        answered = f" (answered {interaction.response.status_code})" if interaction and interaction.response else ""
         for check in nodes:
             if check.status == Status.FAILURE and check.failure_info is not None:
                 failure = check.failure_info.failure
-                detail = (failure.message or failure.title).strip().splitlines()[0]
-                found.append(ApiFailure(check.name, f"{failure.title}: {detail}", check.failure_info.code_sample))
+                detail = (failure.message or "").strip().splitlines()[:1]
+                title = f"{failure.title}: {detail[0]}" if detail and detail[0] != failure.title else failure.title
+                found.append(ApiFailure(check.name, title + answered, check.failure_info.code_sample))
     return found
 
 
@@ -125,5 +136,6 @@ def test_api_behaves_as_its_openapi_document_says(deployment: Deployment, stagep
     if not result.cases:
         pytest.fail(f"no API case was generated from {document}", pytrace=False)
     if result.failures or result.errors:
-        pytest.fail(f"{len(result.failures)} requests break {document} (Authorization is filtered: send the "
-                    f"stage's token):\n  {result.problems()}", pytrace=False)
+        filtered = " (Authorization is filtered: send the stage's token)" if deployment.token else ""
+        pytest.fail(f"{len(result.failures)} requests break {document}{filtered}:\n  {result.problems()}",
+                    pytrace=False)

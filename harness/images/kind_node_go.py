@@ -1,6 +1,6 @@
 """Go builds for the kind node: Kubernetes and the helper programs, from the Go module proxy.
 
-Each wrapper module under `stages/kind-node/` builds in ONE `go build` (the 2 CI cores stay busy
+Each wrapper module under `harness/kind_node_recipe/` builds in ONE `go build` (the 2 CI cores stay busy
 across packages); binaries land in the cache, keyed by the module files and the Go version, and a
 `.complete` marker makes a second run build nothing.
 """

@@ -1,6 +1,7 @@
 """The kind node image recipe: pinned versions, recipe paths, and per-step progress logging.
 
-Everything the build reads lives under `stages/kind-node/`; versions are pinned once in its
+Everything the build reads lives in the package data `harness/kind_node_recipe/` (so an installed
+wheel builds too); versions are pinned once in its
 `versions.toml`, and the Go wrapper modules are checked against it so they cannot drift.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from harness.cache import cache_dir
 from harness.errors import CommandFailed, StageproofError
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "stages" / "kind-node"
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "kind_node_recipe"
 NODE_IMAGE_REPO = "stageproof/kind-node"
 
 
@@ -93,7 +94,7 @@ def _check_go_modules(v: Versions) -> None:
         text = re.sub(r"\s+", " ", (RECIPE_DIR / name).read_text())
         missing = [needle for needle in needles if needle not in text]
         if missing:
-            raise StageproofError(f"stages/kind-node/{name} does not pin {missing} (versions.toml says so)")
+            raise StageproofError(f"{RECIPE_DIR / name} does not pin {missing} (versions.toml says so)")
 
 
 def log_dir() -> Path:

@@ -81,6 +81,7 @@ class ComposeStage(Stage):
         require_services(spec, {"stages.compose.service": self.config.service,
                                 "stages.compose.database": self.config.database}, self.config.file)
         images = ensure_images(self.settings, release=self.release)
+        self.substitutes = dict(images.substitutes)
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
         port = free_port()
         self._write_override(spec, images.app, port)

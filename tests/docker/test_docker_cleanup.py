@@ -13,13 +13,11 @@ from harness.checks.container_cleanup import (  # noqa: F401
 from harness.config import Settings
 from harness.errors import StageFailed
 from harness.lifecycle import StageRunner
-from harness.stages import docker as docker_stage
 
 
-def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker_stage, "SEED_COMMAND", ["python", "-c", "raise SystemExit(3)"])
-    runner = StageRunner(stageproof_settings)
+def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings) -> None:
+    broken = stageproof_settings.seed.model_copy(update={"command": ["python", "-c", "raise SystemExit(3)"]})
+    runner = StageRunner(stageproof_settings.model_copy(update={"seed": broken}))
     with pytest.raises(StageFailed, match="seed container exited with 3"):
         runner.start("docker")
     assert labelled("docker", runner.run_id) == []

@@ -114,6 +114,7 @@ def chaos_ledger() -> Ledger:
     ledger.record("k8s").figures.append({"check": "test_pod_kill", "what": "kill one web pod", "disrupted_at": 3.0,
                                          "action_seconds": 0.2, "recovered_seconds": 1.5, "covered": True,
                                          "load": asdict(load)})
+    ledger.record("k8s").figures.append({"check": "test_api", "cases": 12, "failures": 0})  # no timeline: a table row
     return ledger
 
 
@@ -140,6 +141,7 @@ def test_html_report_opens_offline_with_the_ledgers_matrix_and_a_timeline(tmp_pa
     failures = ledger.stages["k8s"].figures[0]["load"]["failures_per_second"]
     assert svg.count(f'fill="{FAILED}"') == len(failures) + 1  # a bar per second with failures, and the legend
     assert "<polyline" in svg and "disrupted at 3.0s, recovered at 4.5s" in svg
+    assert "cases 12, failures 0" in "".join(page.text)
 
 
 def test_the_plugin_writes_the_html_beside_the_json(pytester: pytest.Pytester) -> None:
