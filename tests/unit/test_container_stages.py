@@ -93,7 +93,8 @@ def test_compose_stage_runs_their_file_then_its_override_from_their_folder(
         commands.append([str(part) for part in argv])
         return CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(compose, "ensure_images", lambda settings, release: SimpleNamespace(app="stageproof/users:r1", substitutes={}))
+    built = SimpleNamespace(app="stageproof/users:r1", substitutes={})
+    monkeypatch.setattr(compose, "ensure_images", lambda settings, release: built)
     monkeypatch.setattr(compose, "run", fake_run)
     monkeypatch.setattr(compose.ComposeStage, "_wait_ready", lambda self: None)
     monkeypatch.setattr(compose, "docker_client", lambda: None)
