@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
@@ -68,7 +69,10 @@ def wheel(session: nox.Session) -> None:
     (built,) = dist.glob("stageproof-*.whl")
     session.run("python", "-m", "venv", "--clear", str(venv))
     bindir = venv / "bin"
-    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(venv)}
+    # TMPDIR: not nox's deep session tmp (create_tmp sets it), where sockets under pytest's tmp_path
+    # outgrow the 107-byte AF_UNIX limit (mariadbd refuses to start)
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(venv),
+           "TMPDIR": tempfile.gettempdir()}
     session.run(str(bindir / "python"), "-m", "pip", "install", "--quiet", f"{built}[app]", env=env, external=True)
     config = str(root / "stageproof.toml")
     stageproof = str(bindir / "stageproof")

@@ -71,7 +71,7 @@ class MariaDBServer:
             _find(SERVER_BINARIES), "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={self.port}", f"--bind-address={LOOPBACK}", f"--user={_os_user()}",
             f"--pid-file={self._workdir / 'mariadbd.pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
-            "--skip-name-resolve",
+            "--skip-name-resolve", "--character-set-server=utf8mb4",  # as the container image
         ], log_path=self._workdir / "mariadbd.log").start()
         wait_until(self._create_database, what=f"MariaDB on {LOOPBACK}:{self.port} to accept connections",
                    timeout=self.start_timeout, retry_on=(pymysql.err.OperationalError,),
