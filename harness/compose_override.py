@@ -95,7 +95,8 @@ def compose_override(spec: Mapping[str, Any], *, web: WebService, app_image: str
         override["volumes"] = volumes
     if networks:
         override["networks"] = networks
-    return escaped(override)
+    result: dict[str, Any] = escaped(override)
+    return result
 
 
 def _labelled_resources(declared: Mapping[str, Any] | None, labels: Mapping[str, str]) -> dict[str, Any]:

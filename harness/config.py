@@ -48,7 +48,7 @@ class _Section(BaseModel):
 
 def _existing(value: str, info: ValidationInfo) -> Path:
     """Resolve `value` against the config file's folder and insist that it exists."""
-    root = (info.context or {}).get("root", Path.cwd())
+    root: Path = (info.context or {}).get("root", Path.cwd())
     path = (root / value).resolve()
     if not path.exists():
         raise ValueError(f"path does not exist: {path}")

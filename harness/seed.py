@@ -70,7 +70,7 @@ def apply_sql(database: DatabaseEndpoint, path: Path, *, timeout: float) -> None
         connection.close()
 
 
-def _connect(database: DatabaseEndpoint) -> pymysql.Connection:  # type: ignore[type-arg]
+def _connect(database: DatabaseEndpoint) -> pymysql.Connection:
     return pymysql.connect(host=database.host, port=database.port, user=database.user, password=database.password,
                            database=database.name, connect_timeout=3,
                            client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)

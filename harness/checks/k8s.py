@@ -32,12 +32,15 @@ from harness.stage import Deployment, Stage
 from harness.stages.k8s import KubernetesStage
 from harness.wait import NotYet, app_ready, wait_until
 
-__all__ = ["k8s", "test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted",
-           "test_pod_kill_loses_no_request_and_a_replacement_becomes_ready",
-           "test_rollback_returns_the_previous_release_without_failure",
-           "test_rolling_update_serves_the_new_release_everywhere_without_failure",
-           "test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down",
-           "test_seed_job_run_again_changes_nothing"]
+__all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as the next one expects it)
+    "k8s",
+    "test_pod_kill_loses_no_request_and_a_replacement_becomes_ready",
+    "test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down",
+    "test_rolling_update_serves_the_new_release_everywhere_without_failure",
+    "test_rollback_returns_the_previous_release_without_failure",
+    "test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted",
+    "test_seed_job_run_again_changes_nothing",
+]
 
 pytestmark = pytest.mark.slow
 SCALE_UP = 5

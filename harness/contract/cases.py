@@ -95,7 +95,7 @@ def load_cases(path: Path) -> list[Case]:
 
 
 def _case_names(raw: dict[str, Any]) -> dict[int, str]:
-    listed = raw.get("case") if isinstance(raw.get("case"), list) else []
+    listed: list[Any] = raw["case"] if isinstance(raw.get("case"), list) else []
     return {index: str(case["name"]) for index, case in enumerate(listed)
             if isinstance(case, dict) and case.get("name")}
 

@@ -119,7 +119,7 @@ def step(name: str, what: str) -> Iterator[None]:
     try:
         yield
     except StageproofError as err:
-        if isinstance(err, CommandFailed):
+        if isinstance(err, CommandFailed) and handler.stream is not None:
             handler.stream.write(f"--- stdout\n{err.stdout}\n--- stderr\n{err.stderr}\n")
         raise KindNodeBuildFailed(f"kind-node step {name!r} ({what}) failed; log: {log_path}\n{err}") from err
     finally:

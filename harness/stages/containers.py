@@ -83,12 +83,13 @@ def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None)
     Containers first: a network or volume in use cannot be removed; one still in use (a container
     appeared meanwhile) is left for the next sweep. Returns what went.
     """
-    filters = {"label": label_filters(stage, run_id)}
+    filters: dict[str, str | list[str] | bool] = {"label": label_filters(stage, run_id)}
 
     def doomed(labels: Mapping[str, str] | None) -> bool:
         return run_id is not None or not owner_alive(labels or {})
 
     removed: list[str] = []
+    obj: Any
     for kind, objects, remove in (
         ("container", client.containers.list(all=True, filters=filters), lambda c: c.remove(force=True, v=True)),
         ("network", client.networks.list(filters=filters), lambda n: n.remove()),
@@ -124,7 +125,7 @@ def labelled_objects(client: DockerClient, stage: str, run_id: str | None = None
                      alive_only: bool = False) -> list[str]:
     """What carries the labels, as `kind name`; with `alive_only`, only objects whose owning
     process still runs."""
-    filters = {"label": label_filters(stage, run_id)}
+    filters: dict[str, str | list[str] | bool] = {"label": label_filters(stage, run_id)}
     found = ([(f"container {c.name}", c.labels) for c in client.containers.list(all=True, filters=filters)]
              + [(f"network {n.name}", n.attrs.get("Labels")) for n in client.networks.list(filters=filters)]
              + [(f"volume {v.name}", v.attrs.get("Labels")) for v in client.volumes.list(filters=filters)])
