@@ -22,6 +22,7 @@ from harness.contract.runner import ContractClient
 from harness.diff import stage_unique
 from harness.errors import ConfigError, StageUnavailable
 from harness.lifecycle import StageRunner, in_ci
+from harness.pytest_docker_interop import register_if_wanted
 from harness.report import Ledger
 from harness.stage import Deployment, Stage, get_stage
 
@@ -51,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "contract: the shared contract suite, run verbatim against every stage")
     config.addinivalue_line("markers", "stage_diff: the cross-stage diff, run right after the contract")
     _refuse_parallel_stages(config)
+    register_if_wanted(config)
     if config.getoption("base_url") and config.getoption("keep"):
         raise pytest.UsageError("--keep has no effect with --base-url: stageproof did not start that deployment")
 

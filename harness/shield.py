@@ -1,21 +1,51 @@
-"""Teardown that a second Ctrl-C (or SIGTERM, SIGHUP) cannot cut short.
+"""Teardown that a second Ctrl-C (or SIGTERM, SIGHUP), or a closed terminal, cannot cut short.
 
-The first signal starts the teardown; a user pressing Ctrl-C again, or a CI runner sending
-SIGTERM after SIGINT, must not leave half of a stage behind. While shielded, such signals are
-noted and reported, and the teardown goes on.
+The first signal starts the teardown; a user pressing Ctrl-C again, a CI runner sending SIGTERM
+after SIGINT, or a terminal's Ctrl-C reaching both `stageproof` and the pytest it forwards to,
+must not leave half of a stage behind. After the first interrupt, and while shielded, such
+signals are noted and reported, and the teardown goes on. Output to a terminal or pipe that is
+gone (`| tee` dies with the process group on Ctrl-C) is dropped instead of raising.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger("stageproof")
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+Handlers = dict[signal.Signals, Any]
+
+
+def arm(handler: Any) -> Handlers:
+    """Install `handler` (which calls `interrupt`) for every interrupting signal; the previous
+    handlers, for `disarm`. Main thread only: elsewhere Python refuses signal handlers."""
+    return {sig: signal.signal(sig, handler) for sig in SIGNALS}
+
+
+def disarm(previous: Handlers) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def interrupt(signum: int) -> None:
+    """Unwind like Ctrl-C, once: later signals are only noted, so the teardown this one starts
+    (fixtures, `finally` blocks) runs to the end instead of being interrupted in turn."""
+    for sig in SIGNALS:
+        signal.signal(sig, _late)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _late(signum: int, frame: Any) -> None:
+    with contextlib.suppress(Exception):
+        log.warning("signal %s: already tearing down, finishing that first", signum)
 
 
 @contextmanager
@@ -28,13 +58,59 @@ def shielded(what: str) -> Iterator[None]:
 
     def note(signum: int, frame: Any) -> None:
         received.append(signum)
-        log.warning("signal %s during %s: finishing the teardown first", signum, what)
+        with contextlib.suppress(Exception):
+            log.warning("signal %s during %s: finishing the teardown first", signum, what)
 
-    previous = {sig: signal.signal(sig, note) for sig in SIGNALS}
+    previous = arm(note)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        disarm(previous)
     if received:
-        log.warning("%s finished despite signal(s) %s", what, received)
+        with contextlib.suppress(Exception):
+            log.warning("%s finished despite signal(s) %s", what, received)
+
+
+def say(text: str, *, file: TextIO | None = None) -> None:
+    """Print a progress line; if the terminal or pipe is gone, drop it (and all later output)."""
+    stream = file if file is not None else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):  # EPIPE, EIO (terminal hung up), or a closed file object
+        mute_dead_output()
+
+
+def mute_dead_output() -> None:
+    """Point stdout and stderr at /dev/null where their reader is gone, so nothing that still has
+    to run (a teardown, pytest's summary, Python's exit flush) fails on writing to them."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        fd = _fileno(stream)
+        if fd is None or not _gone(fd):
+            continue
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()  # what was buffered for the dead reader goes to /dev/null now
+
+
+def _fileno(stream: TextIO | None) -> int | None:
+    try:
+        return stream.fileno() if stream is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _gone(fd: int) -> bool:
+    """True when writing to `fd` fails: a pipe without reader, a hung-up terminal, a closed fd."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return True
+    return any(mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events)

@@ -164,14 +164,18 @@ class ComposeStage(Stage):
         """`down` keeping (or with `volumes`, removing) the project's named volumes."""
         self.compose("down", "--timeout", str(STOP_TIMEOUT), *(["--volumes"] if volumes else []))
 
+    def compose_files(self) -> list[Path]:
+        """Their file, then our override (in that order: the override wins)."""
+        if self._workdir is None:
+            raise StageFailed("the compose stage is not up")
+        return [self.config.file, self._workdir / OVERRIDE_FILE]
+
     def compose(self, *args: str, check: bool = True, timeout: float = 300) -> CompletedProcess[str]:
         """`docker compose` on this run's project: their file, then our override. Relative paths
         in their file resolve against its own folder, as when they run it."""
-        if self._workdir is None:
-            raise StageFailed("the compose stage is not up")
+        files = [part for path in self.compose_files() for part in ("--file", str(path))]
         base = ["docker", "compose", "--project-name", self.project,
-                "--project-directory", str(self.config.file.parent),
-                "--file", str(self.config.file), "--file", str(self._workdir / OVERRIDE_FILE)]
+                "--project-directory", str(self.config.file.parent), *files]
         return run([*base, *args], check=check, timeout=timeout)
 
     # -- pieces --------------------------------------------------------------------------
