@@ -16,10 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import shield
 from harness.config import Settings, config_path, load_settings
 from harness.diff import Recording, compare
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner
+from harness.shield import say
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -53,7 +55,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         _block_forever()
     except KeyboardInterrupt:
-        print("tearing down ...")
+        say("tearing down ...")
     finally:
         runner.stop_all()
     return 0
@@ -91,15 +93,16 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def _forwarding_signals(argv: list[str]) -> int:
     """Run pytest as a child; a Ctrl-C, SIGTERM or SIGHUP here reaches it as a Ctrl-C, and we
-    wait for it to tear its stages down (never SIGKILL it, as `subprocess.run` would)."""
+    wait for it to tear its stages down (never SIGKILL it, as `subprocess.run` would). A Ctrl-C
+    in a terminal reaches both of us: pytest notes the second copy and goes on tearing down."""
     log.info("$ %s", shlex.join(argv))
     child = subprocess.Popen(argv)  # noqa: S603 - an argv list, never a shell
-    while True:
-        try:
-            return child.wait()
-        except KeyboardInterrupt:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGINT)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # later signals are only noted (shield.interrupt): we wait on
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGINT)
+        return child.wait()
 
 
 def cmd_diff(settings: Settings | None, args: argparse.Namespace) -> int:
@@ -162,13 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    shield.interrupt(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: every stage is torn down
-        signal.signal(sig, _interrupt)
+    shield.arm(_interrupt)  # SIGTERM, SIGHUP unwind like Ctrl-C: every stage is torn down
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
@@ -180,14 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config_path) if getattr(args, "needs_config", True) else None
         return int(args.func(settings, args))
     except KeyboardInterrupt as err:
-        print(f"stageproof: interrupted ({err or 'Ctrl-C'}): what this run started has been removed",
-              file=sys.stderr)
+        say(f"stageproof: interrupted ({err or 'Ctrl-C'}): what this run started has been removed", file=sys.stderr)
         return 130
     except StageproofError as err:
-        print(f"stageproof: error: {err}", file=sys.stderr)
-        for note in getattr(err, "__notes__", []):
-            print(note, file=sys.stderr)
+        say("\n".join([f"stageproof: error: {err}", *getattr(err, "__notes__", [])]), file=sys.stderr)
         return 2
+    finally:
+        shield.mute_dead_output()  # `| tee` died with a Ctrl-C: exit quietly, not with a flush error
 
 
 def _block_forever() -> None:

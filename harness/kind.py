@@ -96,7 +96,8 @@ def with_overrides(config: dict[str, Any], *, nodes: int, host_ports: Mapping[in
 
 def _control_plane(config: dict[str, Any]) -> dict[str, Any]:
     """The first control-plane node (kind's default role), where NodePorts are published."""
-    for node in config["nodes"]:
+    nodes: list[dict[str, Any]] = config["nodes"]
+    for node in nodes:
         if node.get("role", "control-plane") == "control-plane":
             return node
     raise ConfigError("stages.k8s.kind_config: the kind config has no control-plane node")

@@ -14,7 +14,7 @@ from harness.config import Settings
 from harness.errors import CommandFailed, StageUnavailable
 from harness.release import current_release
 from harness.report import Ledger
-from harness.shield import shielded
+from harness.shield import say, shielded
 from harness.stage import Deployment, Stage, get_stage, new_run_id
 
 log = logging.getLogger("stageproof")
@@ -46,7 +46,7 @@ class StageRunner:
         record = self.ledger.record(name)
         self._live[name] = stage
         started = time.monotonic()
-        print(f"\n[stageproof] {name}: bringing up (run {self.run_id}, release {self.release})", flush=True)
+        say(f"\n[stageproof] {name}: bringing up (run {self.run_id}, release {self.release})")
         try:
             deployment = stage.up()
         except BaseException as err:
@@ -57,7 +57,7 @@ class StageRunner:
         record.up_seconds = time.monotonic() - started
         record.notes += [f"substitute image: {upstream} <- {what}" for upstream, what in stage.substitutes.items()]
         record.release, record.base_url = deployment.release, deployment.base_url
-        print(f"[stageproof] {name}: up in {record.up_seconds:.1f}s at {deployment.base_url}", flush=True)
+        say(f"[stageproof] {name}: up in {record.up_seconds:.1f}s at {deployment.base_url}")
         return stage, deployment
 
     def _reap_dead_runs(self, name: str) -> None:
@@ -71,7 +71,7 @@ class StageRunner:
             log.warning("could not reap leftovers of %s: %s", name, err)
             return
         if removed:
-            print(f"[stageproof] {name}: removed what killed runs left: {', '.join(removed)}", flush=True)
+            say(f"[stageproof] {name}: removed what killed runs left: {', '.join(removed)}")
 
     def _teardown_after_failure(self, name: str, err: BaseException) -> None:
         """Remove what a failed `up` half-created; a teardown error becomes a note on `err`, never
@@ -103,8 +103,15 @@ class StageRunner:
             record.down_seconds = time.monotonic() - started
 
     def stop_all(self) -> None:
+        """Stop every live stage, also when one of them fails to come down; re-raise the first error."""
+        errors: list[BaseException] = []
         for name in list(self._live):
-            self.stop(name)
+            try:
+                self.stop(name)
+            except BaseException as err:
+                errors.append(err)
+        if errors:
+            raise errors[0]
 
     @staticmethod
     def unavailable_is_failure() -> bool:

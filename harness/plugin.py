@@ -7,7 +7,6 @@ in their conftest; the contract suite only asks for `deployment`/`contract_clien
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from harness.errors import ConfigError, StageUnavailable
 from harness.lifecycle import StageRunner, in_ci
 from harness.pytest_docker_interop import register_if_wanted
 from harness.report import Ledger
+from harness.shield import arm, disarm, interrupt, mute_dead_output
 from harness.stage import Deployment, Stage, get_stage
 
 ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
@@ -67,16 +67,17 @@ def _refuse_parallel_stages(config: pytest.Config) -> None:
 
 def _arm_for_stages(config: pytest.Config) -> None:
     """Before the first stage comes up: refuse an xdist worker (each would start its own copy),
-    and make SIGTERM (CI cancel, IDE stop) unwind like Ctrl-C so fixtures tear stages down."""
+    and make SIGTERM (CI cancel, IDE stop) and SIGHUP (a closed terminal) unwind like Ctrl-C, and
+    only the first of them, so fixtures tear stages down and a second signal cannot cut that short."""
     if hasattr(config, "workerinput"):
         pytest.fail("stageproof stages own real environments: run without -n (pytest-xdist)", pytrace=False)
     if SIGTERM_KEY in config.stash or threading.current_thread() is not threading.main_thread():
         return
-    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _interrupt)
+    config.stash[SIGTERM_KEY] = arm(_interrupt)  # every handler replaced, restored in pytest_unconfigure
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    interrupt(signum)
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -96,15 +97,20 @@ def _runner(config: pytest.Config) -> StageRunner:
     return config.stash[RUNNER_KEY]
 
 
+@pytest.hookimpl(tryfirst=True)  # before any other plugin's unconfigure can fail on a dead terminal
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last line of defence: whatever is still up (the fixtures' teardown was skipped by an
+    error) comes down; then output to a terminal or pipe that is gone goes to /dev/null."""
     runner = config.stash.get(RUNNER_KEY, None)
     try:
         if runner is not None:
             runner.stop_all()
     finally:
         if SIGTERM_KEY in config.stash:
-            signal.signal(signal.SIGTERM, config.stash[SIGTERM_KEY])
+            disarm(config.stash[SIGTERM_KEY])
             del config.stash[SIGTERM_KEY]
+        if runner is not None:
+            mute_dead_output()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,8 +12,11 @@ import os
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from harness.shield import deferred
 
 log = logging.getLogger("stageproof.process")
 
@@ -32,7 +35,7 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         log.info("start %s: %s", self.name, shlex.join(self.cmd))
-        with self.log_path.open("ab") as out:
+        with self.log_path.open("ab") as out, deferred():  # a Ctrl-C now must not orphan it
             self._proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
                 self.cmd, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
@@ -53,19 +56,46 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
 
+    def wait(self, timeout: float) -> int:
+        """The exit code once the process has ended (`subprocess.TimeoutExpired` after `timeout`)."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was not started")
+        return self._proc.wait(timeout=timeout)
+
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM the whole group, then SIGKILL after `grace` seconds."""
+        """SIGTERM the whole group, then SIGKILL what is left after `grace` seconds. Returns once
+        the leader and every other member (workers, a script's children) are gone: a folder they
+        write to can then be removed for good."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
         _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
+        if not _group_ended(proc, grace):
             log.warning("%s ignored SIGTERM for %.0fs; killing it", self.name, grace)
             _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            _group_ended(proc, 10)
         log.info("stopped %s (exit %s)", self.name, proc.returncode)
+
+
+def _group_ended(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait up to `timeout` seconds until the leader has exited and its group has no member left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None and not _group_alive(proc.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -25,9 +25,10 @@ Handlers = dict[signal.Signals, Any]
 
 
 def arm(handler: Any) -> Handlers:
-    """Install `handler` (which calls `interrupt`) for every interrupting signal; the previous
-    handlers, for `disarm`. Main thread only: elsewhere Python refuses signal handlers."""
-    return {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    """Install `handler` (which calls `interrupt`) for every interrupting signal that is not
+    ignored (`nohup`, a background job); the previous handlers, for `disarm`. Main thread only."""
+    ignored = [sig for sig in SIGNALS if signal.getsignal(sig) == signal.SIG_IGN]
+    return {sig: signal.signal(sig, handler) for sig in SIGNALS if sig not in ignored}
 
 
 def disarm(previous: Handlers) -> None:
@@ -39,7 +40,8 @@ def interrupt(signum: int) -> None:
     """Unwind like Ctrl-C, once: later signals are only noted, so the teardown this one starts
     (fixtures, `finally` blocks) runs to the end instead of being interrupted in turn."""
     for sig in SIGNALS:
-        signal.signal(sig, _late)
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _late)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -71,13 +73,33 @@ def shielded(what: str) -> Iterator[None]:
             log.warning("%s finished despite signal(s) %s", what, received)
 
 
-def say(text: str, *, file: TextIO | None = None) -> None:
-    """Print a progress line; if the terminal or pipe is gone, drop it (and all later output)."""
-    stream = file if file is not None else sys.stdout
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold interrupting signals over a short step that must not be cut in two (a process started
+    but not yet recorded, so nobody would stop it); the first one is delivered right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = arm(lambda signum, frame: held.append(signum))
     try:
+        yield
+    finally:
+        disarm(previous)
+        if held:
+            handler = previous[signal.Signals(held[0])]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), held[0])
+
+
+def say(text: str, *, file: TextIO | None = None) -> None:
+    """Print a progress line; if the terminal or pipe is gone, drop it: a bring-up or teardown
+    must not fail on its own progress report (pytest stops the run on its next write)."""
+    stream = file if file is not None else sys.stdout
+    with contextlib.suppress(OSError, ValueError):  # EPIPE, EIO (terminal hung up), a closed file
         print(text, file=stream, flush=True)
-    except (OSError, ValueError):  # EPIPE, EIO (terminal hung up), or a closed file object
-        mute_dead_output()
 
 
 def mute_dead_output() -> None:
@@ -85,7 +107,7 @@ def mute_dead_output() -> None:
     to run (a teardown, pytest's summary, Python's exit flush) fails on writing to them."""
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         fd = _fileno(stream)
-        if fd is None or not _gone(fd):
+        if stream is None or fd is None or not _gone(fd):
             continue
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:

@@ -108,6 +108,14 @@ class Stage:
     def roll_back(self) -> None:
         raise CapabilityMissing(f"stage {self.name} cannot roll back")
 
+    def kill_database(self) -> object:
+        """Kill the database's instance (its orchestrator brings it back on the same data)."""
+        raise CapabilityMissing(f"stage {self.name} cannot kill its database instance")
+
+    def rerun_seed(self) -> object:
+        """Run the seed once more (it must be idempotent); returns what the stage knows of it."""
+        raise CapabilityMissing(f"stage {self.name} cannot run its seed again")
+
     def __enter__(self) -> Deployment:
         try:
             return self.up()

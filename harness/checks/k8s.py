@@ -189,7 +189,7 @@ def test_rollback_returns_the_previous_release_without_failure(k8s: KubernetesSt
     report(f"rollback: all {len(served)} pods serve {previous} again")
 
 
-@pytest.mark.requires("app_identity")
+@pytest.mark.requires("kill_database", "app_identity")
 @needs("checks.persistence")
 def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: KubernetesStage, report: Reporter,
                                                                        contract_cases: list[Case]) -> None:
@@ -231,6 +231,7 @@ def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: Kube
     assert result.covered, "the load ended before the app recovered"
 
 
+@pytest.mark.requires("rerun_seed")
 @needs("stages.k8s.seed_job")
 def test_seed_job_run_again_changes_nothing(k8s: KubernetesStage, report: Reporter) -> None:
     load = k8s.settings.checks.load

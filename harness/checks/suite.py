@@ -10,6 +10,15 @@ from harness.checks.containers import (  # noqa: F401
     test_requests_appear_in_the_log_stream,
 )
 from harness.checks.diff_check import test_stage_answers_like_the_first_stage  # noqa: F401
+from harness.checks.k8s import (  # noqa: F401
+    k8s,
+    test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted,
+    test_pod_kill_loses_no_request_and_a_replacement_becomes_ready,
+    test_rollback_returns_the_previous_release_without_failure,
+    test_rolling_update_serves_the_new_release_everywhere_without_failure,
+    test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down,
+    test_seed_job_run_again_changes_nothing,
+)
 from harness.checks.recovery import (  # noqa: F401
     test_contract_holds_after_app_restart,
     test_data_written_before_a_database_outage_reads_back_after,

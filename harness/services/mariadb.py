@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +19,6 @@ import pymysql
 from harness.errors import StageFailed, StageUnavailable
 from harness.net import LOOPBACK, free_port
 from harness.process import ManagedProcess
-from harness.run import run
 from harness.wait import wait_until
 
 SERVER_BINARIES = ("mariadbd", "mysqld")
@@ -27,11 +28,16 @@ INSTALL_BINARIES = ("mariadb-install-db", "mysql_install_db")
 class MariaDBServer:
     """Start with `start()`, hand out `url(...)`, always `stop()`."""
 
-    def __init__(self, *, database: str, user: str, password: str, start_timeout: float = 60) -> None:
+    def __init__(self, *, database: str, user: str, password: str, start_timeout: float = 60,
+                 prefix: str = "stageproof-mariadb-", on_change: Callable[[], None] | None = None) -> None:
+        """`prefix` names the temporary folder; `on_change` is called as soon as the folder or the
+        server process exists, so the owner can record them before anything can interrupt it."""
         self.database = database
         self.user = user
         self.password = password
         self.start_timeout = start_timeout
+        self.prefix = prefix
+        self._on_change = on_change or (lambda: None)
         self.port = 0
         self._workdir: Path | None = None
         self._process: ManagedProcess | None = None
@@ -39,15 +45,34 @@ class MariaDBServer:
     def start(self) -> MariaDBServer:
         """Initialise a fresh datadir on a free port, start the server, create db and user."""
         installer = _find(INSTALL_BINARIES)
-        self._workdir = Path(tempfile.mkdtemp(prefix="stageproof-mariadb-"))
-        run([installer, "--no-defaults", f"--datadir={self.datadir}", "--auth-root-authentication-method=socket",
-             "--skip-test-db", f"--user={_os_user()}"])
+        self._workdir = Path(tempfile.mkdtemp(prefix=self.prefix))
+        self._on_change()
+        self._install([installer, "--no-defaults", f"--datadir={self.datadir}",
+                       "--auth-root-authentication-method=socket", "--skip-test-db", f"--user={_os_user()}"])
         self.port = free_port()
         self.resume()
         return self
 
+    def _install(self, argv: list[str]) -> None:
+        """Initialise the datadir in a process group of our own, like the server: an interrupted
+        `stop()` ends the installer and the bootstrap server it forks before removing the folder
+        (a Ctrl-C to the terminal's group would leave that server writing into it)."""
+        assert self._workdir is not None
+        self._process = ManagedProcess("mariadb-install-db", argv, log_path=self._workdir / "install.log").start()
+        self._on_change()
+        try:
+            code = self._process.wait(timeout=self.start_timeout)
+        except subprocess.TimeoutExpired as err:
+            raise StageFailed(f"mariadb-install-db did not finish in {self.start_timeout:.0f}s:\n"
+                              f"{self._process.output()[-2000:]}") from err
+        if code != 0:
+            raise StageFailed(f"mariadb-install-db exited with {code}:\n{self._process.output()[-2000:]}")
+        self._process.stop()
+        self._process = None
+
     @property
     def pid(self) -> int | None:
+        """The process group of the server (or, while initialising, of the installer)."""
         return self._process.pid if self._process else None
 
     @property
@@ -73,14 +98,16 @@ class MariaDBServer:
             f"--pid-file={self._workdir / 'mariadbd.pid'}", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
             "--skip-name-resolve", "--character-set-server=utf8mb4",  # as the container image
         ], log_path=self._workdir / "mariadbd.log").start()
+        self._on_change()
         wait_until(self._create_database, what=f"MariaDB on {LOOPBACK}:{self.port} to accept connections",
                    timeout=self.start_timeout, retry_on=(pymysql.err.OperationalError,),
                    diagnostics=self._process.output)
 
     @property
     def socket(self) -> Path:
+        """A short name: the whole path must stay under AF_UNIX's 107 bytes in deep temp folders."""
         assert self._workdir is not None
-        return self._workdir / "mariadbd.sock"
+        return self._workdir / "sock"
 
     def url(self) -> str:
         user, password = quote(self.user, safe=""), quote(self.password, safe="")

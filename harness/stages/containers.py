@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import StageFailed, StageUnavailable
@@ -73,7 +74,15 @@ def owner_alive(labels: Mapping[str, str]) -> bool:
         return False
     except PermissionError:  # alive, but another user's
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process whose parent has not collected it yet: dead, though `kill -0` succeeds."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None) -> list[str]:

@@ -38,7 +38,8 @@ APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
 class KubernetesStage(Stage):
     tests_folder = "k8s"
     # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (harness/checks/k8s.py).
-    capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity"})
+    capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity",
+                              "kill_database", "rerun_seed"})
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
         super().__init__(settings, run_id=run_id, release=release)

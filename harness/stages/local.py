@@ -61,6 +61,7 @@ class LocalStage(Stage):
         if self._deployment is not None:
             return self._deployment
         self._workdir = Path(tempfile.mkdtemp(prefix=f"stageproof-{self.name}-{self.run_id}-"))
+        self._record_owner()  # from the first folder on: a killed run is reaped whenever it dies
         database = self.database(self._workdir)
         seed_database(self.settings, database, env=self._seed_env(database),
                       timeout=self.settings.stages.local.up_timeout)
@@ -78,7 +79,8 @@ class LocalStage(Stage):
         return local_reap.reap(cls.name)
 
     def _record_owner(self) -> None:
-        """What `reap` must end and remove should this process die without `down()`."""
+        """What `reap` must end and remove should this process die without `down()`; rewritten
+        whenever a process or folder of the stage appears."""
         assert self._workdir is not None
         groups = [pid for pid in (self._server.pid if self._server else None, self.database_pid()) if pid]
         local_reap.write_owner(self._workdir, run_id=self.run_id, stage=self.name, groups=groups,
@@ -174,7 +176,8 @@ class LocalMysql(LocalStage):
             return endpoint_from_url(given)
         db = self.settings.database
         self._mariadb = MariaDBServer(database=db.name, user=db.user, password=db.password,
-                                      start_timeout=self.settings.stages.local.up_timeout)
+                                      start_timeout=self.settings.stages.local.up_timeout,
+                                      prefix=f"stageproof-mariadb-{self.run_id}-", on_change=self._record_owner)
         self._mariadb.start()  # assigned first: down() cleans a half-started server too
         return DatabaseEndpoint.mysql(db, LOOPBACK, self._mariadb.port)
 

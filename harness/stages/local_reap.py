@@ -28,9 +28,11 @@ GRACE_SECONDS = 10.0
 def write_owner(workdir: Path, *, run_id: str, stage: str, groups: list[int], folders: list[Path]) -> None:
     """Record who owns `workdir` and what to end and remove if that owner dies."""
     owner = run_labels(run_id, stage)[OWNER_LABEL]
-    entry = {"owner": owner, "groups": [{"pgid": pgid, "cmdline": _cmdline(pgid)} for pgid in groups],
+    entry = {"owner": owner, "groups": [{"pgid": pgid, "cmdline": _started_cmdline(pgid)} for pgid in groups],
              "folders": [str(folder) for folder in folders]}
-    (workdir / OWNER_FILE).write_text(json.dumps(entry))
+    staged = workdir / f".{OWNER_FILE}.tmp"
+    staged.write_text(json.dumps(entry))
+    staged.replace(workdir / OWNER_FILE)  # atomic: a reap never reads half a file
 
 
 def reap(stage: str) -> list[str]:
@@ -58,6 +60,15 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def _started_cmdline(pid: int, timeout: float = 2.0) -> str:
+    """The command line of a process that was just started: right after `Popen` returns, the
+    kernel may not show the new program's arguments yet (empty), so wait for them briefly."""
+    deadline = time.monotonic() + timeout
+    while not (cmdline := _cmdline(pid)) and time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.01)
+    return cmdline
 
 
 def _end_group(pgid: int, cmdline: str) -> bool:

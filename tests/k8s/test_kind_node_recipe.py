@@ -10,7 +10,7 @@ import yaml
 from harness.images.kind_node import _normalized
 from harness.images.kind_node_go import k8s_ldflags
 from harness.images.kind_node_recipe import RECIPE_DIR, load_versions
-from harness.kind import APP_NODE_PORT, CHECK_NODE_PORT, render_config
+from harness.kind import render_config
 
 
 def test_versions_agree_with_go_modules() -> None:
@@ -28,13 +28,13 @@ def test_version_ldflags_stamp_both_version_packages() -> None:
 
 def test_kind_config_publishes_nodeports_on_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STAGEPROOF_CACHE", str(tmp_path))
-    rendered = render_config("recipe-check", workers=2, app_host_port=18080, check_host_port=18081)
+    rendered = render_config("recipe-check", nodes=3, node_ports=(30180, 30181), host_ports={30180: 18080})
     config = yaml.safe_load(rendered.path.read_text())
     control_plane, *workers = config["nodes"]
     assert [w["role"] for w in workers] == ["worker", "worker"]
     mappings = {m["containerPort"]: m for m in control_plane["extraPortMappings"]}
-    assert mappings[APP_NODE_PORT]["hostPort"] == 18080
-    assert mappings[CHECK_NODE_PORT]["hostPort"] == 18081
+    assert mappings[30180]["hostPort"] == 18080
+    assert mappings[30181]["hostPort"] == rendered.host_ports[30181] != 18080
     assert {m["listenAddress"] for m in mappings.values()} == {"127.0.0.1"}
     assert config["networking"]["apiServerAddress"] == "127.0.0.1"
 

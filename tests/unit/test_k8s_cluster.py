@@ -4,6 +4,7 @@ config a run writes: the team's file (or one control plane) with stageproof's ov
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -43,8 +44,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STAGEPROOF_CACHE", str(tmp_path / "cache"))
 
 
-def written(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())
+def written(path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(path.read_text())
+    return config
 
 
 def test_the_default_config_publishes_the_node_port_and_api_server_on_loopback_only() -> None:

@@ -1,0 +1,294 @@
+"""Nothing left behind, whatever happens: the real `stageproof test` command, cut short.
+
+An audit runs `stageproof test --stage <stage> 2>&1 | tee <log>` in a shell of its own session,
+as a user's terminal does, waits until the bring-up has really begun (a folder or a container of
+the run exists, then a random part of a second more), and then signals the whole process group,
+as Ctrl-C (SIGINT), a CI cancel (SIGTERM) or a closed terminal (SIGHUP) does: tee dies with the
+group, so the run's stdout is gone too. The `closed-stdout` trigger kills only tee. Then it waits
+for the group to exit and counts what that run left: processes, containers, networks, volumes,
+compose projects and temporary folders. A stage folder's cleanup file picks its stages:
+`test_an_interrupted_run_leaves_nothing = interrupt_audit("compose", extra={"compose": ["SIGHUP"]})`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.config import Settings, config_path
+from harness.lifecycle import in_ci
+from harness.stage import RUN_LABEL, get_stage
+from harness.wait import NotYet, wait_until
+
+AUDITED_ENV = "STAGEPROOF_LEAK_AUDIT"  # set inside an audited run: its own audits skip (no recursion)
+RUN_ID = re.compile(r"bringing up \(run (\w+)")
+START_TIMEOUT = 180.0  # until the run names its run id (pytest start-up and collection)
+BEGIN_TIMEOUT = 120.0  # until its first folder or container exists
+STOP_TIMEOUT = 120.0  # until its whole process group is gone (compose down of a half-up project)
+CONTAINER_STAGES = frozenset({"docker", "compose"})
+CLOSED_STDOUT = "closed-stdout"
+DOCKER_LISTINGS = (("container", ["ps", "--all"], "{{.Names}}"), ("network", ["network", "ls"], "{{.Name}}"),
+                   ("volume", ["volume", "ls"], "{{.Name}}"))
+
+
+def stageproof_command() -> list[str]:
+    """The `stageproof` script of this environment, as a user calls it."""
+    script = Path(sys.executable).with_name("stageproof")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli"]
+
+
+def _default_sigint() -> None:
+    """In the child: a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def spawn(command: str, *, cwd: Path, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`sh -c command` leading a new session and process group, SIGINT at its default action."""
+    env = {**os.environ, AUDITED_ENV: "1", "PYTHONUNBUFFERED": "1"}
+    out = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_default_sigint)
+    finally:
+        if log is not None:
+            out.close()  # type: ignore[union-attr]
+
+
+def run_id_of(proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT) -> str:
+    """The run id the run prints when its first stage starts coming up."""
+
+    def printed() -> str:
+        found = RUN_ID.search(log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        if not group_members(proc.pid):
+            raise AssertionError(f"the run ended before bringing a stage up:\n{_tail(log)}")
+        raise NotYet("no run id yet")
+
+    return wait_until(printed, what="the run to start bringing its stage up", timeout=timeout)
+
+
+def group_members(pgid: int) -> list[str]:
+    """Live (not zombie) processes of process group `pgid`, as `pid name`."""
+    members = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state, group, name = _stat(proc)
+        except (OSError, ValueError, IndexError):
+            continue
+        if group == pgid and state != "Z":
+            members.append(f"{proc.name} {name}")
+    return members
+
+
+def wait_group_gone(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> float:
+    """Seconds until every process of the group led by `proc` has exited; AssertionError if not."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not group_members(proc.pid):
+            proc.wait(timeout=10)  # reap the leader: a zombie owner still looks alive to `kill -0`
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"still running {timeout:.0f}s after the signal: {group_members(proc.pid)}")
+
+
+# -- what a run leaves ------------------------------------------------------------------------
+def folders(run_id: str) -> list[Path]:
+    return sorted(Path(tempfile.gettempdir()).glob(f"stageproof-*{run_id}*"))
+
+
+def owner_groups(run_id: str) -> list[int]:
+    """The process groups the run's local stages recorded in their owner.json."""
+    groups = []
+    for owner in Path(tempfile.gettempdir()).glob(f"stageproof-*{run_id}*/owner.json"):
+        try:
+            groups += [int(group["pgid"]) for group in json.loads(owner.read_text()).get("groups", [])]
+        except (OSError, ValueError):
+            continue
+    return groups
+
+
+def processes(run_id: str, groups: Sequence[int] = ()) -> list[str]:
+    """Processes that name the run (command line, environment, an open file in its folders),
+    and live members of the recorded process groups."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state, group, name = _stat(proc)
+            if state != "Z" and int(proc.name) != os.getpid() and (group in groups or _names(proc, run_id)):
+                found.append(f"process {proc.name} ({name})")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
+def _stat(proc: Path) -> tuple[str, int, str]:
+    """State, process group and name of the process at /proc/<pid>."""
+    name, _, rest = (proc / "stat").read_text().rpartition(")")
+    fields = rest.split()
+    return fields[0], int(fields[2]), name.partition("(")[2]
+
+
+def _names(proc: Path, run_id: str) -> bool:
+    needle = run_id.encode()
+    if needle in (proc / "cmdline").read_bytes() or needle in (proc / "environ").read_bytes():
+        return True
+    return any(run_id in str(fd.readlink()) for fd in (proc / "fd").iterdir())
+
+
+def docker_objects(run_id: str) -> list[str]:
+    """Containers, networks and volumes labelled with the run, and its compose project."""
+    if shutil.which("docker") is None:
+        return []
+    label = ["--filter", f"label={RUN_LABEL}={run_id}"]
+    found = [f"{kind} {name}" for kind, listing, field in DOCKER_LISTINGS
+             for name in _docker([*listing, *label, "--format", field]).split()]
+    projects = json.loads(_docker(["compose", "ls", "--all", "--format", "json"]) or "[]")
+    return found + [f"compose project {p['Name']}" for p in projects if p.get("Name") == f"stageproof-{run_id}"]
+
+
+def leftovers(run_id: str, groups: Sequence[int] = ()) -> list[str]:
+    """Everything of run `run_id` that still exists."""
+    return [*processes(run_id, groups), *docker_objects(run_id), *[f"folder {f}" for f in folders(run_id)]]
+
+
+def purge(run_id: str, groups: Sequence[int] = ()) -> None:
+    """Remove what a failed audit found, so one failure does not pollute the machine."""
+    for item in processes(run_id, groups):
+        with contextlib.suppress(OSError):
+            os.kill(int(item.split()[1]), signal.SIGKILL)
+    if shutil.which("docker"):
+        _docker(["compose", "--project-name", f"stageproof-{run_id}", "down", "--volumes", "--timeout", "0"])
+        for item in docker_objects(run_id):
+            kind, _, name = item.partition(" ")
+            if kind in {"container", "network", "volume"}:
+                _docker([kind, "rm", *(["--force"] if kind != "network" else []), name])
+    for folder in folders(run_id):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _docker(args: list[str]) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, check=False).stdout  # noqa: S603
+
+
+def _tail(log: Path, chars: int = 3000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
+# -- the audit --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditResult:
+    """One cut-short run: what it was, when it was cut, how long it took to stop, what it left."""
+
+    stage: str
+    trigger: str
+    run_id: str
+    cut_after: float  # seconds after the bring-up had begun
+    stopped_in: float
+    left: tuple[str, ...]
+
+    def summary(self) -> str:
+        return (f"{self.stage} {self.trigger}: {len(self.left)} leftovers, stopped in {self.stopped_in:.1f} s "
+                f"(run {self.run_id}, cut {self.cut_after:.1f} s into the bring-up)")
+
+
+def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, within: float) -> AuditResult:
+    """Run `stageproof test --stage <stage>` through tee, cut it short with `trigger` a random
+    part of `within` seconds after its bring-up began, and count what it left."""
+    command = shlex.join([*stageproof_command(), "--config", str(config), "test", "--stage", stage])
+    log.touch()
+    proc = spawn(f"{command} 2>&1 | tee {shlex.quote(str(log))}", cwd=root)
+    run_id, groups = "", []
+    try:
+        run_id = run_id_of(proc, log)
+        wait_until(lambda: _begun(stage, run_id, proc, log), what=f"run {run_id} to create something",
+                   timeout=BEGIN_TIMEOUT, interval=0.05, max_interval=0.2)
+        cut_after = random.uniform(0, within)
+        time.sleep(cut_after)
+        groups = owner_groups(run_id)
+        _cut(proc, trigger)
+        stopped_in = wait_group_gone(proc)
+        return AuditResult(stage, trigger, run_id, cut_after, stopped_in, tuple(leftovers(run_id, groups)))
+    finally:
+        _kill_group(proc)
+        if run_id and leftovers(run_id, groups):
+            purge(run_id, groups)
+
+
+def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"),
+                    extra: Mapping[str, Sequence[str]] | None = None, within: float = 1.0) -> Callable[..., None]:
+    """A test, parametrized over `stages` x `triggers` (plus `extra[stage]`), that audits each
+    case: a signal name (sent to the run's process group) or `closed-stdout`."""
+    cases = [(stage, trigger) for stage in stages for trigger in [*triggers, *(extra or {}).get(stage, ())]]
+
+    @pytest.mark.parametrize(("audited_stage", "trigger"), cases, ids=[f"{s}-{t}" for s, t in cases])
+    def test(audited_stage: str, trigger: str, stageproof_settings: Settings, pytestconfig: pytest.Config,
+             tmp_path: Path, capsys: pytest.CaptureFixture[str],
+             record_property: Callable[[str, object], None]) -> None:
+        _require(audited_stage, stageproof_settings)
+        log = tmp_path / f"{audited_stage}-{trigger}.log"
+        result = audit(audited_stage, trigger, root=stageproof_settings.root, log=log, within=within,
+                       config=config_path(pytestconfig.getoption("stageproof_config")))
+        with capsys.disabled():
+            print(f"\n[stageproof] leak audit: {result.summary()}", flush=True)
+        record_property("leak_audit", result.summary())
+        assert result.left == (), f"{result.summary()}: {list(result.left)}\n--- its output ---\n{_tail(log)}"
+
+    test.__doc__ = "Cut short at any moment of its bring-up, a real run removes everything it created."
+    return test
+
+
+def _require(stage: str, settings: Settings) -> None:
+    if os.environ.get(AUDITED_ENV):
+        pytest.skip("inside an audited run: no audit of the audit")
+    declared = settings.not_applicable(stage)
+    missing = declared or get_stage(stage).availability(settings)
+    if missing and not declared and in_ci():
+        pytest.fail(f"stage {stage} cannot run here: {missing}", pytrace=False)
+    if missing:
+        pytest.skip(f"stage {stage} cannot run here: {missing}")
+
+
+def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """The run has created something: a labelled container (container stages), or a folder."""
+    if not group_members(proc.pid):
+        raise AssertionError(f"run {run_id} ended before its bring-up began:\n{_tail(log)}")
+    label = ["--filter", f"label={RUN_LABEL}={run_id}"]
+    created = _docker(["ps", "--all", "--quiet", *label]).split() if stage in CONTAINER_STAGES else folders(run_id)
+    if not created:
+        raise NotYet(f"nothing of run {run_id} yet")
+
+
+def _cut(proc: subprocess.Popen[bytes], trigger: str) -> None:
+    """Send `trigger` to the whole process group, or (`closed-stdout`) kill only its tee."""
+    if trigger != CLOSED_STDOUT:
+        os.killpg(proc.pid, getattr(signal, trigger))
+        return
+    for member in group_members(proc.pid):
+        pid, _, name = member.partition(" ")
+        if name == "tee":
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """An audit never leaves its run behind, even when it fails."""
+    if group_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
