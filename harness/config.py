@@ -209,7 +209,8 @@ class K8sSettings(_Section):
     manifests: Path
     #: a kind cluster config of the team's own (stageproof adds its port mapping), else a default
     kind_config: Path | None = None
-    nodes: int = Field(1, ge=1, le=5)
+    #: nodes of the kind cluster stageproof makes: one control plane, the rest workers
+    nodes: int = Field(3, ge=1, le=5)
     cluster: str = "stageproof"
     namespace: str = "stageproof"
     deployment: str = "web"
@@ -220,6 +221,8 @@ class K8sSettings(_Section):
     #: a Job that seeds the database, waited for (None: the seed is an init container or SQL)
     seed_job: str | None = None
     node_port: int = Field(30080, ge=30000, le=32767)
+    #: the NodePort of the ingress controller stageproof installs on its kind cluster (on 127.0.0.1)
+    ingress_node_port: int = Field(30081, ge=30000, le=32767)
     up_timeout: Seconds = 600
     # An existing cluster instead of kind (a team's own): its kubeconfig context, the kubeconfig
     # file (default: kubectl's), and where the app's Service answers from this machine.
@@ -233,6 +236,13 @@ class K8sSettings(_Section):
     app_image: str | None = None
 
     _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
+
+    @model_validator(mode="after")
+    def _distinct_node_ports(self) -> K8sSettings:
+        if self.ingress_node_port == self.node_port:
+            raise ValueError(f"ingress_node_port: {self.ingress_node_port} is already node_port (the app's "
+                             "Service): choose another")
+        return self
 
     @property
     def web_service(self) -> str:

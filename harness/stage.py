@@ -116,6 +116,10 @@ class Stage:
         """Run the seed once more (it must be idempotent); returns what the stage knows of it."""
         raise CapabilityMissing(f"stage {self.name} cannot run its seed again")
 
+    def ingress_url(self) -> str:
+        """Where the app answers through an Ingress (the cluster's ingress controller), on 127.0.0.1."""
+        raise CapabilityMissing(f"stage {self.name} has no ingress controller")
+
     def __enter__(self) -> Deployment:
         try:
             return self.up()

@@ -11,6 +11,7 @@ check leaves the stage as it found it (replicas, a settled rollout) however it e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from harness.wait import NotYet, app_ready, wait_until
 
 __all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as the next one expects it)
     "k8s",
+    "test_contract_holds_through_the_ingress",
     "test_pod_kill_loses_no_request_and_a_replacement_becomes_ready",
     "test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down",
     "test_rolling_update_serves_the_new_release_everywhere_without_failure",
@@ -55,6 +57,10 @@ def k8s(stage: Stage | None, stage_runner: StageRunner) -> KubernetesStage:
         pytest.skip("the k8s checks need the k8s stage itself (not --base-url)")
     notes = stage_runner.ledger.record(stage.name).notes
     note = "bring-up: " + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in stage.timings.items())
+    if stage.cluster_summary:
+        note = f"{stage.cluster_summary}; {note}"
+    if stage.image_sizes:
+        note += "; images: " + ", ".join(f"{ref} {size / 1e6:.0f} MB" for ref, size in stage.image_sizes.items())
     if note not in notes:
         notes.append(note)
     return stage
@@ -129,6 +135,23 @@ def outage_reported(k8s: KubernetesStage, pod: str, path: str) -> Callable[[], P
 
 
 # -- the checks --------------------------------------------------------------------------------
+@pytest.mark.requires("ingress_url")
+def test_contract_holds_through_the_ingress(k8s: KubernetesStage, report: Reporter,
+                                            contract_cases: list[Case]) -> None:
+    """The app as production serves it: through the cluster's ingress controller (other
+    namespaces' traffic: the team's NetworkPolicies must let it in), every contract case that
+    does not need a fresh database, and the load request."""
+    ingress = dataclasses.replace(deployment_of(k8s), base_url=k8s.ingress_url())
+    problems = rerun_contract(ContractClient(ingress), contract_cases)
+    assert not problems, f"through the Ingress ({ingress.base_url}):\n  " + "\n  ".join(problems)
+    load = k8s.settings.checks.load
+    answer = requests.request(load.method, load_url(k8s.settings, ingress), timeout=10)
+    assert answer.status_code == load.status, f"{load.method} {load.path} through the Ingress: {answer.status_code}"
+    ran = sum(not case.fresh_only for case in contract_cases)
+    report(f"ingress {ingress.base_url}: {ran} contract case(s) passed, {load.method} {load.path} answered "
+           f"{answer.status_code} ({len(answer.content)} bytes)")
+
+
 @pytest.mark.requires("kill_instance")
 def test_pod_kill_loses_no_request_and_a_replacement_becomes_ready(k8s: KubernetesStage, report: Reporter,
                                                                    contract_cases: list[Case]) -> None:
@@ -229,6 +252,24 @@ def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: Kube
     assert not problems, "\n".join(problems)
     assert k8s.app_identity() == before, "the app pods were restarted or replaced during the database outage"
     assert result.covered, "the load ended before the app recovered"
+    assert not (outside := failures_outside_the_outage(result)), outside
+    assert result.recovered_seconds <= patience, (
+        f"the app served again {result.recovered_seconds:.1f}s after the database pod was killed: "
+        f"more than checks.database_recovery_seconds = {patience:g}")
+
+
+def failures_outside_the_outage(result: DisruptionResult) -> str:
+    """Failures are allowed only while the database is away: from the kill until recovery was
+    confirmed (by scheduled send time); anything before or after is a finding."""
+    load = result.load
+    if not load.failed:
+        return ""
+    start, end = result.disrupted_at, result.disrupted_at + result.recovered_seconds
+    assert load.first_failure_at is not None and load.last_failure_at is not None
+    if load.first_failure_at < start or load.last_failure_at > end:
+        return (f"failures from {load.first_failure_at:.2f}s to {load.last_failure_at:.2f}s of the load, outside "
+                f"the outage window {start:.2f}s-{end:.2f}s: {load.reasons}")
+    return ""
 
 
 @pytest.mark.requires("rerun_seed")

@@ -266,12 +266,13 @@ def _require(stage: str, settings: Settings) -> None:
 
 
 def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """The run has created something: a labelled container (container stages), or a folder."""
+    """The run has created something: a labelled container (container stages), or a folder; or
+    (a slow daemon hid the container from us) it says it is up already."""
     if not group_members(proc.pid):
         raise AssertionError(f"run {run_id} ended before its bring-up began:\n{_tail(log)}")
     label = ["--filter", f"label={RUN_LABEL}={run_id}"]
     created = _docker(["ps", "--all", "--quiet", *label]).split() if stage in CONTAINER_STAGES else folders(run_id)
-    if not created:
+    if not created and f"{stage}: up in" not in log.read_text(errors="replace"):
         raise NotYet(f"nothing of run {run_id} yet")
 
 

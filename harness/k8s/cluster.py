@@ -28,13 +28,15 @@ BASE_URL_ENV = "STAGEPROOF_K8S_BASE_URL"
 
 @dataclass
 class Target:
-    """A cluster ready for `kubectl`/API calls, and where its app NodePort answers on the host."""
+    """A cluster ready for `kubectl`/API calls, and where its app NodePort answers on the host
+    (and its ingress controller's, on a kind cluster: only there does stageproof install add-ons)."""
 
     name: str
     kubectl: Kubectl
     base_url: str
     kind_cluster: kind.KindCluster | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    ingress_url: str | None = None
 
     @property
     def created(self) -> bool:
@@ -93,11 +95,12 @@ def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
         log.info("reusing kind cluster %s", spec.cluster)
     else:
         cluster.config = kind.render_config(spec.cluster, source=spec.kind_config, nodes=spec.nodes,
-                                            node_ports=[spec.node_port]).path
+                                            node_ports=[spec.node_port, spec.ingress_node_port]).path
         target_timings["cluster create"] = cluster.create()
     kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
     base_url = f"http://{host_port(spec.cluster, spec.node_port)}"
-    return Target(spec.cluster, kubectl, base_url, cluster, target_timings)
+    ingress_url = f"http://{host_port(spec.cluster, spec.ingress_node_port)}"
+    return Target(spec.cluster, kubectl, base_url, cluster, target_timings, ingress_url)
 
 
 def delete_leftover(spec: K8sSettings) -> bool:
@@ -119,3 +122,11 @@ def host_port(cluster: str, node_port: int) -> str:
                                f"(got {published}): it was made with another stages.k8s.node_port or kind "
                                f"config: `stageproof down --stage k8s` removes it")
     return loopback[0]
+
+
+def image_sizes(refs: list[str]) -> dict[str, int]:
+    """{ref: bytes} of local Docker images (`docker image inspect --format '{{.Size}}'`, one call)."""
+    if not refs:
+        return {}
+    sizes = run(["docker", "image", "inspect", "--format", "{{.Size}}", *refs]).stdout.split()
+    return {ref: int(size) for ref, size in zip(refs, sizes, strict=True)}

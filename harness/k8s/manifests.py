@@ -6,7 +6,9 @@ kustomization on top of it: the namespace, the app image the run built (never `:
 label, `imagePullPolicy: IfNotPresent` on every container (images are loaded, never pulled), no
 Namespace object (the stage creates its own), the web Service as a NodePort, and the release on
 the web Deployment's pod template (an annotation and the app's run variables, e.g. RELEASE_ID),
-so a new release is the same apply with another release id and rolls the Deployment.
+so a new release is the same apply with another release id and rolls the Deployment. On a
+cluster with stageproof's ingress controller, an Ingress of that class routes `/` to the web
+Service too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ KUSTOMIZE = ("kustomize", "--load-restrictor", "LoadRestrictionsNone")
 RUN_LABEL = "io.stageproof/run"
 RELEASE_ANNOTATION = "io.stageproof/release"
 THEIRS = "theirs.yaml"
+INGRESS = "ingress.yaml"
+#: the Ingress the run adds (on a cluster with stageproof's ingress controller)
+INGRESS_NAME = "stageproof"
 #: where each workload kind keeps its pod spec (JSON pointer)
 POD_SPECS = {"Deployment": "/spec/template/spec", "StatefulSet": "/spec/template/spec",
              "DaemonSet": "/spec/template/spec", "ReplicaSet": "/spec/template/spec", "Job": "/spec/template/spec",
@@ -138,8 +143,10 @@ def manifest_files(folder: Path, *, exclude: Path | None = None) -> list[Path]:
     return found
 
 
-def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, release: str, run_id: str) -> Doc:
-    """The run's kustomization (as data) on top of `THEIRS`, the render of their manifests."""
+def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, release: str, run_id: str,
+            ingress_class: str | None = None) -> Doc:
+    """The run's kustomization (as data) on top of `THEIRS`, the render of their manifests (and
+    `INGRESS`, `ingress(...)`, when the cluster has an ingress controller of `ingress_class`)."""
     spec = _spec(settings)
     images = []
     if app_image and settings.images is not None:
@@ -152,25 +159,30 @@ def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, rele
     database_kind(theirs, spec)
     if spec.seed_job:
         theirs.named(spec.seed_job, ("Job",), key="stages.k8s.seed_job")
-    return _kustomization(namespace=spec.namespace, resources=[THEIRS], images=images, patches=patches,
+    resources = [THEIRS, *([INGRESS] if ingress_class else [])]
+    return _kustomization(namespace=spec.namespace, resources=resources, images=images, patches=patches,
                           labels=[{"pairs": {RUN_LABEL: run_id}, "includeSelectors": False}])
 
 
 def render_run(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
-               run_id: str) -> str:
+               run_id: str, ingress_class: str | None = None) -> str:
     """Their render under the run's overlay, rendered: the YAML the run applies."""
-    data = overlay(settings, theirs, app_image=app_image, release=release, run_id=run_id)
+    data = overlay(settings, theirs, app_image=app_image, release=release, run_id=run_id,
+                   ingress_class=ingress_class)
     with tempfile.TemporaryDirectory(prefix="stageproof-kustomize-") as tmp:
         workdir = Path(tmp)
         (workdir / THEIRS).write_text(theirs.text)
+        if ingress_class:
+            _write(workdir / INGRESS, ingress(theirs, _spec(settings), ingress_class))
         _write(workdir / "kustomization.yaml", data)
         return kubectl.kustomize(workdir)
 
 
 def apply(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
-          run_id: str) -> str:
+          run_id: str, ingress_class: str | None = None) -> str:
     """Render the run's manifests and `kubectl apply` them; returns kubectl's output."""
-    text = render_run(kubectl, settings, theirs, app_image=app_image, release=release, run_id=run_id)
+    text = render_run(kubectl, settings, theirs, app_image=app_image, release=release, run_id=run_id,
+                      ingress_class=ingress_class)
     with tempfile.TemporaryDirectory(prefix="stageproof-apply-") as tmp:
         path = Path(tmp) / "manifests.yaml"
         path.write_text(text)
@@ -217,6 +229,17 @@ def node_port_patch(theirs: Rendered, spec: K8sSettings) -> Doc:
     ops = [{"op": "add", "path": "/spec/type", "value": "NodePort"},
            {"op": "add", "path": "/spec/ports/0/nodePort", "value": spec.node_port}]
     return {"target": _target(service), "patch": yaml.safe_dump(ops)}
+
+
+def ingress(theirs: Rendered, spec: K8sSettings, ingress_class: str) -> Doc:
+    """An Ingress of `ingress_class` sending every path (`/`, Prefix) to the web Service's first port."""
+    service = theirs.named(spec.web_service, ("Service",), key="stages.k8s.service")
+    first = (service.get("spec", {}).get("ports") or [{}])[0]
+    port = {"name": first["name"]} if first.get("name") else {"number": first.get("port")}
+    backend = {"service": {"name": spec.web_service, "port": port}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": INGRESS_NAME},
+            "spec": {"ingressClassName": ingress_class,
+                     "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
 
 
 def release_patch(theirs: Rendered, settings: Settings, release: str) -> Doc:

@@ -50,6 +50,25 @@ def rolled_out(name: str) -> Callable[[View], Any]:
     return check
 
 
+def daemon_set_ready(name: str) -> Callable[[View], Any]:
+    """Every node the DaemonSet should run on runs its current pod, Ready."""
+
+    def check(view: View) -> Any:
+        daemon_set = view.get(name)
+        if daemon_set is None:
+            raise NotYet(f"daemonset {name} does not exist")
+        status = daemon_set.status
+        if (status.observed_generation or 0) < daemon_set.metadata.generation:
+            raise NotYet(f"daemonset {name}: the controller has not seen generation {daemon_set.metadata.generation}")
+        want, ready, updated = (status.desired_number_scheduled or 0, status.number_ready or 0,
+                                status.updated_number_scheduled or 0)
+        if want == 0 or ready < want or updated < want:
+            raise NotYet(f"daemonset {name}: {ready}/{want} Ready, {updated} updated")
+        return daemon_set
+
+    return check
+
+
 def pods_settled(count: int, what: str) -> Callable[[View], list[Any]]:
     """Exactly `count` pods, all Ready, none terminating (a scale-down or rollout has drained)."""
 

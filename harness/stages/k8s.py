@@ -1,9 +1,11 @@
 """The Kubernetes stage: the same images on a kind cluster (or a cluster the user names).
 
-up(): build/find the images, create or reuse the cluster, `kind load` the images, render the
-team's manifests and apply them under the run's overlay (harness/k8s/manifests.py), then wait
-(watch, not sleep) for the database, the seed Job if there is one and the web rollout, and hand
-the contract the NodePort that kind publishes on 127.0.0.1. Every failure carries pods, events,
+up(): build/find the images, create or reuse the cluster (kind: 1 control plane + workers), `kind
+load` the images and the add-ons' (harness/k8s/addons.py: NetworkPolicy engine, Traefik), install
+the add-ons, render the team's manifests and apply them under the run's overlay
+(harness/k8s/manifests.py, plus an Ingress on kind), then wait (watch, not sleep) for the database,
+the seed Job if there is one and the web rollout, and hand the contract the NodePort that kind
+publishes on 127.0.0.1. Every failure carries pods, events,
 logs and `kubectl describe`. down() deletes only what this run created.
 
 The stage knows the app only through `[stages.k8s]`: which Deployment serves it, which
@@ -22,8 +24,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from harness.config import K8sSettings, Settings
-from harness.errors import ConfigError, StageproofError
-from harness.k8s import cluster, diagnostics, manifests, namespace, pods, rollout, status
+from harness.errors import CapabilityMissing, ConfigError, StageproofError
+from harness.k8s import addons, cluster, diagnostics, manifests, namespace, pods, rollout, status
 from harness.k8s.api import Api, connect
 from harness.k8s.watch import watch_until
 from harness.run import run
@@ -38,8 +40,9 @@ APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
 class KubernetesStage(Stage):
     tests_folder = "k8s"
     # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (harness/checks/k8s.py).
+    # ingress_url: only a kind cluster stageproof made has an ingress controller (elsewhere it raises).
     capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity",
-                              "kill_database", "rerun_seed"})
+                              "kill_database", "rerun_seed", "ingress_url"})
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
         super().__init__(settings, run_id=run_id, release=release)
@@ -48,6 +51,9 @@ class KubernetesStage(Stage):
         self.spec: K8sSettings = settings.stages.k8s
         self.namespace = self.spec.namespace
         self.timings: dict[str, float] = {}
+        #: what the bring-up note says besides timings: the nodes, and each loaded image's size
+        self.cluster_summary = ""
+        self.image_sizes: dict[str, int] = {}
         #: the app image ref the run deploys (None: the manifests' own)
         self.app_image: str | None = None
         self.releases: list[str] = []
@@ -112,20 +118,48 @@ class KubernetesStage(Stage):
         refs = self._images()
         self._target = self._make_target()
         self._api = connect(self._target.kubectl.kubeconfig, self._target.kubectl.context)
-        self._target.load_images(refs)
-        for phase, seconds in self._target.timings.items():
-            self._record(phase, seconds)
+        self._say_cluster()
         with self._timed("render the manifests"):
             self._theirs = manifests.render_theirs(self._target.kubectl, self.settings)
         self._say_unloaded(refs)
+        ours = self._target.kind_cluster is not None  # only there: add-ons, loaded images, an Ingress
+        if ours:
+            refs = self._run_by_the_manifests(refs)
+            with self._timed("add-on images (build or cache)"):
+                refs += addons.images()
+        self._target.load_images(refs)  # one `kind load` for all
+        for phase, seconds in self._target.timings.items():
+            self._record(phase, seconds)
+        if ours:
+            self._say_sizes(refs)
+            with self._timed("add-ons ready"):
+                addons.install(self._target.kubectl, self.api, ingress_node_port=self.spec.ingress_node_port,
+                               timeout=self.spec.up_timeout, diagnostics=lambda: addons.diagnostics(self.kubectl))
         self._fresh_namespace()
         with self._timed("apply to Ready"):
             self._apply(self.release)
             self._wait_ready(timeout=self.spec.up_timeout)
-            what, probe = app_ready(self.settings, self._target.base_url)
-            wait_until(probe, what=f"the app to answer through the NodePort: {what}", timeout=60)
+            self._wait_answering()
         self.releases = [self.release]
         return Deployment(self.name, self._target.base_url, self.release, self.settings.app.token)
+
+    def _run_by_the_manifests(self, refs: list[str]) -> list[str]:
+        """The images of `refs` a pod will run (the app's, the manifests' own): every node gets a
+        copy of each loaded image, so a build-only one (a base image's stand-in) stays out."""
+        assert self._theirs is not None
+        run_by_them = self._theirs.images()
+        needed = [ref for ref in refs if ref == self.app_image or ref in run_by_them]
+        if skipped := [ref for ref in refs if ref not in needed]:
+            print(f"[stageproof] k8s: not loaded (no pod runs them): {', '.join(skipped)}", flush=True)
+        return needed
+
+    def _wait_answering(self) -> None:
+        """The app answers on 127.0.0.1 through its NodePort, and through the Ingress if there is one."""
+        assert self._target is not None
+        for way, url in (("the NodePort", self._target.base_url), ("the Ingress", self._target.ingress_url)):
+            if url is not None:
+                what, probe = app_ready(self.settings, url)
+                wait_until(probe, what=f"the app to answer through {way}: {what}", timeout=60)
 
     def _images(self) -> list[str]:
         """The images the cluster must hold: built (app, database, substitutes) unless the user
@@ -154,6 +188,18 @@ class KubernetesStage(Stage):
             print(f"[stageproof] k8s: not loaded into kind (its nodes must pull them): {', '.join(missing)}",
                   flush=True)
 
+    def _say_cluster(self) -> None:
+        """How many nodes, of which roles: printed, and kept for the bring-up note."""
+        assert self._target is not None
+        self.cluster_summary = addons.node_summary(self.api, self._target.name)
+        print(f"[stageproof] k8s: {self.cluster_summary}", flush=True)
+
+    def _say_sizes(self, loaded: list[str]) -> None:
+        self.image_sizes = cluster.image_sizes(loaded)
+        if self.image_sizes:
+            print("[stageproof] k8s: images loaded: " + ", ".join(
+                f"{ref} {size / 1e6:.0f} MB" for ref, size in self.image_sizes.items()), flush=True)
+
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
             return cluster.existing_cluster(self.spec)
@@ -178,8 +224,9 @@ class KubernetesStage(Stage):
 
     def _apply(self, release: str) -> None:
         assert self._target is not None and self._theirs is not None
+        ingress_class = addons.INGRESS_CLASS if self._target.ingress_url is not None else None
         manifests.apply(self._target.kubectl, self.settings, self._theirs, app_image=self.app_image,
-                        release=release, run_id=self.run_id)
+                        release=release, run_id=self.run_id, ingress_class=ingress_class)
 
     def _wait_ready(self, *, timeout: float) -> None:
         """Database Ready, seed Job (if any) complete, web rolled out with every pod Ready."""
@@ -197,6 +244,21 @@ class KubernetesStage(Stage):
         if self._api is None:
             raise StageproofError("the k8s stage is not up")
         return self._api
+
+    @property
+    def kubectl(self) -> manifests.Kubectl:
+        if self._target is None:
+            raise StageproofError("the k8s stage is not up")
+        return self._target.kubectl
+
+    def ingress_url(self) -> str:
+        """Where the Ingress answers on 127.0.0.1: only a kind cluster stageproof made has one."""
+        if self._target is None:
+            raise StageproofError("the k8s stage is not up")
+        if self._target.ingress_url is None:
+            raise CapabilityMissing(f"cluster {self._target.name} is not one stageproof made: it installs no "
+                                    "ingress controller there (ingress checks not applicable)")
+        return self._target.ingress_url
 
     def _database(self) -> Any:
         """The live database workload (a StatefulSet or a Deployment, as the manifests say), with its kind."""

@@ -83,6 +83,19 @@ def test_port_out_of_range_is_named() -> None:
         parse_settings(raw, root=ROOT)
 
 
+def test_kind_has_three_nodes_and_an_ingress_port_by_default() -> None:
+    k8s = parse_settings(reference(), root=ROOT).stages.k8s
+    assert k8s is not None
+    assert (k8s.nodes, k8s.node_port, k8s.ingress_node_port) == (3, 30080, 30081)
+
+
+def test_the_ingress_node_port_must_differ_from_the_apps() -> None:
+    raw = reference()
+    raw["stages"]["k8s"]["ingress_node_port"] = raw["stages"]["k8s"]["node_port"]
+    with pytest.raises(ConfigError, match=r"stages\.k8s: ingress_node_port: 30080 is already node_port"):
+        parse_settings(raw, root=ROOT)
+
+
 def test_unknown_not_applicable_stage_is_named() -> None:
     raw = reference()
     raw.setdefault("stages", {})["not_applicable"] = {"local-sqlit": "typo"}

@@ -18,12 +18,14 @@ from harness.cache import cache_dir
 from harness.config import Settings, load_settings
 from harness.errors import ConfigError
 from harness.k8s.manifests import (
+    INGRESS_NAME,
     RELEASE_ANNOTATION,
     RUN_LABEL,
     Kubectl,
     Rendered,
     database_kind,
     image_name,
+    ingress,
     overlay,
     render_run,
     render_theirs,
@@ -110,6 +112,13 @@ def test_web_pods_are_hardened_and_drain_gracefully(rendered: Objects) -> None:
     assert rendered[("Deployment", "web")]["spec"]["replicas"] == 2
 
 
+def test_web_replicas_spread_over_the_nodes(rendered: Objects) -> None:
+    (spread,) = pod_spec(rendered, "Deployment", "web")["topologySpreadConstraints"]
+    assert (spread["maxSkew"], spread["topologyKey"], spread["whenUnsatisfiable"]) == (
+        1, "kubernetes.io/hostname", "ScheduleAnyway")
+    assert spread["labelSelector"]["matchLabels"] == rendered[("Deployment", "web")]["spec"]["selector"]["matchLabels"]
+
+
 def test_the_release_and_run_variables_are_on_the_web_pod_template(rendered: Objects, settings: Settings) -> None:
     template = rendered[("Deployment", "web")]["spec"]["template"]
     assert template["metadata"]["annotations"][RELEASE_ANNOTATION] == RELEASE
@@ -167,6 +176,24 @@ def test_a_new_release_changes_only_the_web_pod_template(kubectl: Kubectl, setti
     again = objects(render_run(kubectl, settings, theirs, app_image=APP_IMAGE, release="rel-2", run_id=RUN_ID))
     changed = sorted(key for key in rendered if rendered[key] != again[key])
     assert changed == [("Deployment", "web")]
+
+
+def test_no_ingress_unless_the_cluster_has_stageproofs_controller(rendered: Objects) -> None:
+    assert not [key for key in rendered if key[0] == "Ingress"]
+
+
+def test_with_an_ingress_class_the_web_service_is_also_behind_an_ingress(kubectl: Kubectl, settings: Settings,
+                                                                         rendered: Objects) -> None:
+    assert settings.stages.k8s is not None
+    theirs = render_theirs(kubectl, settings)
+    found = objects(render_run(kubectl, settings, theirs, app_image=APP_IMAGE, release=RELEASE, run_id=RUN_ID,
+                               ingress_class="traefik"))
+    ingress = found.pop(("Ingress", INGRESS_NAME))
+    assert found == rendered  # nothing else changes
+    assert ingress["metadata"]["namespace"] == settings.stages.k8s.namespace
+    assert ingress["metadata"]["labels"][RUN_LABEL] == RUN_ID
+    assert ingress["spec"] == {"ingressClassName": "traefik", "rules": [{"http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}
 
 
 # -- a plain folder of YAML: examples/guestbook/k8s --------------------------------------------
@@ -269,6 +296,15 @@ def test_the_overlay_names_namespace_image_label_and_drops_namespaces(settings: 
     assert data["labels"] == [{"pairs": {RUN_LABEL: RUN_ID}, "includeSelectors": False}]
     assert patches_by_target(data)[("Namespace", "team")] == [
         {"$patch": "delete", "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}]
+
+
+def test_the_ingress_names_an_unnamed_first_port_by_number(settings: Settings) -> None:
+    data = overlay(settings, team_render(), app_image=APP_IMAGE, release=RELEASE, run_id=RUN_ID,
+                   ingress_class="traefik")
+    assert data["resources"] == ["theirs.yaml", "ingress.yaml"]
+    assert settings.stages.k8s is not None
+    backend = ingress(team_render(), settings.stages.k8s, "traefik")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+    assert backend == {"service": {"name": "web", "port": {"number": 80}}}
 
 
 def test_the_database_may_be_a_deployment_or_a_statefulset(settings: Settings) -> None:
