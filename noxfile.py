@@ -158,3 +158,12 @@ def report(session: nox.Session) -> None:
     if not pages:
         session.skip("no reports/*.html yet: run a stage session first (nox -s local)")
     session.run("python", "-m", "harness.report_html", *pages)
+
+
+@nox.session(python=PYTHON, tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """A benchmark, not a test (so not in the default sessions): the load generator's highest sustained
+    rate and the harness's bring-up overhead against hand-written steps, printed and written to
+    reports/bench.json (`-- --only compose --repeat 5` narrows it; see `python -m harness.bench --help`)."""
+    _install(session)
+    session.run("python", "-m", "harness.bench", *session.posargs)

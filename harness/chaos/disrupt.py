@@ -47,6 +47,10 @@ class DisruptionResult:
         found = []
         if self.load.failed > max_failures:
             found.append(f"{self.load.failed} of {self.load.sent} requests failed: {self.load.reasons}")
+        if self.load.first_failure_at is not None and self.load.first_failure_at < self.disrupted_at:
+            found.append(f"requests failed before the disruption (at {self.load.first_failure_at:.1f}s, disruption "
+                         f"at {self.disrupted_at:.1f}s): the baseline does not hold {self.load.rate:g} req/s; lower "
+                         f"[checks] rate to what the app (and this machine) sustains")
         if not self.covered:
             found.append("the load stopped before recovery was confirmed: raise max_seconds")
         if self.load.sent == 0:

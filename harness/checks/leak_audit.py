@@ -212,7 +212,7 @@ def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, with
     """Run `stageproof test --stage <stage>` through tee, cut it short with `trigger` a random
     part of `within` seconds after its bring-up began, and count what it left."""
     command = shlex.join([*stageproof_command(), "--config", str(config), "test", "--stage", stage])
-    log.touch()
+    log.write_bytes(b"")  # a fresh log: the run id is read from it
     proc = spawn(f"{command} 2>&1 | tee {shlex.quote(str(log))}", cwd=root)
     run_id, groups = "", []
     try:

@@ -1,0 +1,364 @@
+"""`nox -s bench`: a benchmark, not a timed test. It measures and prints, and never asserts.
+
+1. The load generator's highest sustained open-loop rate against the app on this machine (the
+   local-sqlite stage), and its schedule slip: how late requests went out versus when they were due.
+2. The harness's own cost per container stage: `stageproof up --detach` + `down` against the same
+   steps written by hand, on the same files and images.
+Every figure is printed, written to reports/bench.json, and kept next to the load average it was
+taken under (a busy machine makes every figure worse; re-run when it is quieter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from harness.appenv import DatabaseEndpoint, app_env
+from harness.chaos.load import LoadGenerator, Sample, percentile, summarize
+from harness.config import Settings, load_settings
+from harness.images.build import ensure_images
+from harness.lifecycle import StageRunner
+from harness.net import LOOPBACK, free_port, port_is_free
+from harness.release import current_release
+from harness.run import run
+from harness.seed import local_argv
+
+RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
+STEP_SECONDS = 5.0
+TAIL_SECONDS = 0.5  # the schedule runs on past the window: its last requests are not cut off by max_seconds
+REQUEST_TIMEOUT = 5.0
+LATE = 0.010  # a request that went out more than this after it was due has slipped
+MAX_SHARE = 0.01  # sustained: under 1% failed and under 1% slipped
+GOAL_RATE, GOAL_RATIO, GOAL_UP_SECONDS = 500.0, 1.05, 3.5
+PARTS = ("load", "compose", "docker")
+HAND = "bench-hand"  # the project / name prefix of the hand-written runs
+POLL = 0.2  # how often the hand-written flows retry a readiness command
+EXIT_LINE = re.compile(r"\$ (?P<cmd>.+)\n.*-> exit \S+ in (?P<seconds>[\d.]+)s")
+COMPOSE_VERBS = ("up", "down", "ps", "logs", "version")
+SAID_SECONDS = {"images": re.compile(r"ready in ([\d.]+)s"), "stage up": re.compile(r": up in ([\d.]+)s")}
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+# -- pure helpers (tests/unit/test_bench.py) ---------------------------------------------------
+def lateness(sample: Sample) -> float | None:
+    """Seconds between when a request was due and when it went out (None: it never went out)."""
+    return None if sample.started_at is None else sample.started_at - sample.sent_at
+
+
+def slip(samples: Sequence[Sample], late: float = LATE) -> tuple[float, float]:
+    """(share of requests that went out more than `late` after they were due or never went out,
+    p99 lateness in ms of those that went out)."""
+    delays = [delay for delay in map(lateness, samples) if delay is not None]
+    slipped = len(samples) - len(delays) + sum(delay > late for delay in delays)
+    return (slipped / len(samples) if samples else 0.0), percentile([d * 1000 for d in delays], 99)
+
+
+@dataclass(frozen=True)
+class RateStep:
+    """One rate held for `seconds`: what was sent, what answered, and how late it went out."""
+
+    rate: float
+    seconds: float
+    sent: int
+    failed: int
+    reasons: dict[str, int]
+    achieved: float  # successful responses per second of the window
+    p50_ms: float
+    p99_ms: float
+    slipped: float  # share of requests late by more than LATE (or never sent)
+    p99_late_ms: float
+    workers: int = 0
+    load_average: float = 0.0
+
+    @property
+    def sustained(self) -> bool:
+        return self.sent > 0 and self.failed / self.sent < MAX_SHARE and self.slipped < MAX_SHARE
+
+
+def rate_step(rate: float, seconds: float, samples: Sequence[Sample], **extra: Any) -> RateStep:
+    """The window's figures: requests due in the first `seconds` only (the tail is not counted)."""
+    window = [sample for sample in samples if sample.sent_at < seconds]
+    result = summarize("", rate, seconds, window)
+    slipped, p99_late_ms = slip(window)
+    return RateStep(rate, seconds, result.sent, result.failed, result.reasons, result.succeeded / seconds,
+                    result.p50_ms, result.p99_ms, slipped, p99_late_ms, **extra)
+
+
+def highest_sustained(steps: Sequence[RateStep]) -> float | None:
+    return max((step.rate for step in steps if step.sustained), default=None)
+
+
+def compare(ours: Sequence[float], hand: Sequence[float]) -> dict[str, float | None]:
+    """Medians of two sets of timings and their ratio (ours / hand)."""
+    mine, theirs = statistics.median(ours), statistics.median(hand)
+    return {"stageproof_median": round(mine, 2), "hand_median": round(theirs, 2),
+            "ratio": round(mine / theirs, 3) if theirs else None}
+
+
+def phases(stdout: str, stderr: str) -> dict[str, float]:
+    """Where a `stageproof -v up` spent its time: the durations it says, and its slowest commands."""
+    found = {name: float(match.group(1)) for name, pattern in SAID_SECONDS.items()
+             if (match := pattern.search(stdout))}
+    for match in EXIT_LINE.finditer(stderr):
+        words = match.group("cmd").split()
+        key = " ".join(words[:2])  # `docker build`, `docker image`, `git -C`: summed per kind
+        if key == "docker compose":
+            key += " " + next((word for word in words if word in COMPOSE_VERBS), "?")
+        found[key] = round(found.get(key, 0.0) + float(match.group("seconds")), 2)
+    return found
+
+
+# -- 1. the load generator's sustained rate ----------------------------------------------------
+def bench_load(settings: Settings, rates: Sequence[float], seconds: float) -> list[RateStep]:
+    """local-sqlite up in this process, then each rate in turn against the configured load request."""
+    runner = StageRunner(settings)
+    try:
+        _, deployment = runner.start("local-sqlite")
+        url = deployment.base_url + settings.checks.load.path
+        steps = []
+        for rate in rates:
+            steps.append(load_step(settings, url, rate, seconds))
+            print(_step_line(steps[-1]), flush=True)
+        return steps
+    finally:
+        runner.stop_all()
+
+
+def load_step(settings: Settings, url: str, rate: float, seconds: float) -> RateStep:
+    workers = min(256, max(16, int(rate / 2)))  # as measure_disruption sizes it for the chaos checks
+    before = load_average()
+    load = LoadGenerator(url, rate=rate, max_seconds=seconds + TAIL_SECONDS, timeout=REQUEST_TIMEOUT,
+                         method=settings.checks.load.method, expect_status=settings.checks.load.status,
+                         workers=workers).start()
+    time.sleep(seconds + TAIL_SECONDS)  # no polling meanwhile: `samples()` takes the generator's lock
+    due, deadline = math.ceil(seconds * rate), seconds + TAIL_SECONDS + REQUEST_TIMEOUT + 1
+    while load.elapsed() < deadline and sum(s.sent_at < seconds for s in load.samples()) < due:
+        time.sleep(0.25)
+    load.stop()
+    return rate_step(rate, seconds, load.samples(), workers=workers, load_average=max(before, load_average()))
+
+
+def _step_line(step: RateStep) -> str:
+    reasons = ", ".join(f"{n}x {why}" for why, n in sorted(step.reasons.items())) or "-"
+    return (f"  {step.rate:>6g}/s  sent {step.sent:>5}  failed {step.failed:>5} ({reasons})  "
+            f"achieved {step.achieved:7.1f}/s  p50 {step.p50_ms:6.1f} ms  p99 {step.p99_ms:7.1f} ms  "
+            f"slipped {step.slipped:6.1%}  p99 late {step.p99_late_ms:7.1f} ms  "
+            f"{'sustained' if step.sustained else 'NOT sustained'}  (load avg {step.load_average:g})")
+
+
+# -- 2. bring-up + teardown: stageproof versus by hand -------------------------------------------
+@dataclass(frozen=True)
+class Cycle:
+    """One bring-up (until the app answers ready) and teardown, timed."""
+
+    flow: str
+    stage: str
+    up_seconds: float
+    down_seconds: float
+    load_average: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.up_seconds + self.down_seconds
+
+
+def stageproof_cycle(stage: str) -> Cycle:
+    """`stageproof -v up --stage S --detach`, then `stageproof down --stage S`, as a user types them."""
+    cli = shutil.which("stageproof", path=str(Path(sys.executable).parent)) or "stageproof"
+    before, started = load_average(), time.monotonic()
+    up = run([cli, "-v", "up", "--stage", stage, "--detach"], timeout=900)
+    up_seconds = time.monotonic() - started
+    run([cli, "down", "--stage", stage], timeout=300)
+    down_seconds = time.monotonic() - started - up_seconds
+    found = phases(up.stdout, up.stderr)
+    found["outside stage.up (start, config, reap, exit)"] = round(up_seconds - found.get("stage up", 0.0), 2)
+    return Cycle("stageproof", stage, up_seconds, down_seconds, max(before, load_average()), found)
+
+
+def hand_compose(settings: Settings, app_image: str, workdir: Path) -> Cycle:
+    """Their compose file, unchanged, with our images and a 127.0.0.1 port (8000 when free)."""
+    compose = settings.stages.compose
+    assert compose is not None
+    port = settings.app.port if port_is_free(settings.app.port) else free_port()
+    override = workdir / "hand-override.yaml"
+    override.write_text(_hand_override(compose.service, app_image, port, settings.app.port, compose.file))
+    base = ["docker", "compose", "-p", HAND, "-f", str(compose.file), "-f", str(override)]
+    ready = f"http://{LOOPBACK}:{port}{settings.app.ready_probe_path or settings.checks.load.path}"
+
+    def up() -> None:
+        run([*base, "up", "--wait", "--pull", "never", "--no-build"], timeout=600)
+        _until_ok(["curl", "-fsS", "-o", "/dev/null", "--max-time", "3", ready], timeout=120)
+
+    return _timed("by hand", "compose", up, lambda: run([*base, "down", "-v"], timeout=300))
+
+
+def _hand_override(service: str, app_image: str, port: int, container_port: int, file: Path) -> str:
+    """Every service built from the app's Dockerfile runs `app_image`; the app publishes on 127.0.0.1."""
+    import yaml
+
+    services = yaml.safe_load(file.read_text())["services"]
+    lines = ["services:"]
+    for name, spec in services.items():
+        if "build" in spec or name == service:
+            lines += [f"  {name}:", f"    image: {app_image}"]
+            if name == service:
+                lines += [f'    ports: !override ["{LOOPBACK}:{port}:{container_port}"]']
+    return "\n".join(lines) + "\n"
+
+
+def hand_docker(settings: Settings, app_image: str, release: str) -> Cycle:
+    """Network, database, `mysqladmin ping`, seed, app, curl: the docker stage's steps as a script."""
+    net, db, web, port, conf = f"{HAND}-net", f"{HAND}-db", f"{HAND}-web", free_port(), settings.database
+    env = app_env(settings, stage="docker", release=release, db=DatabaseEndpoint.mysql(conf, db),
+                  port=settings.app.port, host="0.0.0.0")
+    app_opts = ["--network", net, *_env_options(env),
+                *(["--read-only", "--tmpfs", "/tmp"] if settings.stages.docker.read_only else [])]
+    db_env = {"MYSQL_ROOT_PASSWORD": conf.root_password, "MYSQL_DATABASE": conf.name, "MYSQL_USER": conf.user,
+              "MYSQL_PASSWORD": conf.password}
+    initdb = [p for n, path in enumerate(settings.seed.sql, 1)
+              for p in ("-v", f"{path}:/docker-entrypoint-initdb.d/{n:02d}-{path.name}:ro")]
+    ready = f"http://{LOOPBACK}:{port}{settings.app.ready_probe_path or settings.checks.load.path}"
+
+    def up() -> None:
+        run(["docker", "network", "create", net])
+        run(["docker", "run", "-d", "--name", db, "--network", net, *initdb, *_env_options(db_env), conf.image])
+        _until_ok(["docker", "exec", db, "mysqladmin", "ping", "--host=127.0.0.1", f"--user={conf.user}",
+                   f"--password={conf.password}", "--silent"], timeout=120, interval=0.5)
+        if settings.seed.command:
+            run(["docker", "run", "--rm", *app_opts, app_image, *local_argv(settings.seed.command, python="python")],
+                timeout=120)
+        run(["docker", "run", "-d", "--name", web, "-p", f"{LOOPBACK}:{port}:{settings.app.port}", *app_opts,
+             app_image])
+        _until_ok(["curl", "-fsS", "-o", "/dev/null", "--max-time", "3", ready], timeout=120)
+
+    def down() -> None:
+        run(["docker", "rm", "-fv", web, db], check=False)
+        run(["docker", "network", "rm", net], check=False)
+
+    return _timed("by hand", "docker", up, down)
+
+
+def _env_options(env: dict[str, str]) -> list[str]:
+    return [part for name, value in env.items() for part in ("-e", f"{name}={value}")]
+
+
+def _clear_hand() -> None:
+    """What an interrupted earlier bench left of its hand-written runs."""
+    run(["docker", "compose", "-p", HAND, "down", "-v"], check=False, timeout=300)
+    run(["docker", "rm", "-fv", f"{HAND}-web", f"{HAND}-db"], check=False)
+    run(["docker", "network", "rm", f"{HAND}-net"], check=False)
+
+
+def _until_ok(cmd: list[str], *, timeout: float, interval: float = POLL) -> None:
+    """Rerun `cmd` until it exits 0, the way a hand-written `until ...; do sleep; done` does."""
+    deadline = time.monotonic() + timeout
+    while run(cmd, check=False, timeout=timeout).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{' '.join(cmd)} did not succeed within {timeout:g}s")
+        time.sleep(interval)
+
+
+def _timed(flow: str, stage: str, up: Callable[[], object], down: Callable[[], object]) -> Cycle:
+    before, started = load_average(), time.monotonic()
+    try:
+        up()
+        up_seconds = time.monotonic() - started
+    finally:
+        between = time.monotonic()
+        down()
+    return Cycle(flow, stage, up_seconds, time.monotonic() - between, max(before, load_average()))
+
+
+def bench_stages(settings: Settings, stages: Sequence[str], repeat: int) -> dict[str, Any]:
+    """Each stage `repeat` times per flow, the flows alternating (so load swings hit both)."""
+    images = ensure_images(settings)  # warm: the timed runs find every image built
+    _clear_hand()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="stageproof-bench-") as tmp:
+        for stage in stages:
+            hand = (partial(hand_compose, settings, images.app, Path(tmp)) if stage == "compose"
+                    else partial(hand_docker, settings, images.app, current_release(settings.root)))
+            flows: list[Callable[[], Cycle]] = [partial(stageproof_cycle, stage), hand]
+            cycles = []
+            for number in range(repeat):
+                for flow in flows if number % 2 == 0 else flows[::-1]:
+                    cycles.append(flow())
+                    print(_cycle_line(cycles[-1]), flush=True)
+            results[stage] = _stage_summary(cycles)
+    return results
+
+
+def _stage_summary(cycles: list[Cycle]) -> dict[str, Any]:
+    ours = [c for c in cycles if c.flow == "stageproof"]
+    hand = [c for c in cycles if c.flow != "stageproof"]
+    summary: dict[str, Any] = {"cycles": [{**asdict(c), "total": round(c.total, 2)} for c in cycles]}
+    for what in ("up_seconds", "down_seconds", "total"):
+        summary[what] = compare([getattr(c, what) for c in ours], [getattr(c, what) for c in hand])
+    best = min(summary["up_seconds"]["stageproof_median"], summary["up_seconds"]["hand_median"])
+    summary["goals"] = {"ratio_total<=1.05": (summary["total"]["ratio"] or 99) <= GOAL_RATIO,
+                        "stageproof_up_median<3.5s": summary["up_seconds"]["stageproof_median"] < GOAL_UP_SECONDS,
+                        "fastest_up_median_s": best}
+    return summary
+
+
+def _cycle_line(cycle: Cycle) -> str:
+    slow = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(cycle.phases.items(), key=lambda kv: -kv[1])[:5])
+    return (f"  {cycle.stage:<8} {cycle.flow:<10} up {cycle.up_seconds:6.2f}s  down {cycle.down_seconds:5.2f}s  "
+            f"total {cycle.total:6.2f}s  (load avg {cycle.load_average:g}){f'  [{slow}]' if slow else ''}")
+
+
+# -- the front door ------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=PARTS, help="measure only this (repeatable)")
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    parser.add_argument("--seconds", type=float, default=STEP_SECONDS, help="how long each rate is held")
+    parser.add_argument("--repeat", type=int, default=3, help="bring-ups per stage and flow")
+    parser.add_argument("--output", type=Path, default=Path("reports/bench.json"))
+    args = parser.parse_args(argv)
+    parts = args.only or list(PARTS)
+    settings = load_settings()
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    if "load" in parts:
+        print(f"load generator, open loop, {args.seconds:g}s per rate, slipped = more than {LATE * 1000:g} ms late:")
+        steps = bench_load(settings, args.rates, args.seconds)
+        best = highest_sustained(steps)
+        report["load"] = {"steps": [{**asdict(s), "sustained": s.sustained} for s in steps],
+                          "highest_sustained_rate": best, "goal": f">= {GOAL_RATE:g}/s with < 1% slipped",
+                          "goal_met": best is not None and best >= GOAL_RATE}
+        print(f"highest sustained rate: {best or 'none'}/s (goal {GOAL_RATE:g}/s: "
+              f"{'met' if report['load']['goal_met'] else 'NOT met'})")
+    stages = [part for part in parts if part in ("compose", "docker")]
+    if stages:
+        print(f"bring-up + teardown, {args.repeat}x per flow (stageproof up --detach + down vs by hand):")
+        report["stages"] = bench_stages(settings, stages, args.repeat)
+        for stage, summary in report["stages"].items():
+            print(f"{stage}: " + "; ".join(f"{what} {v['stageproof_median']}s vs {v['hand_median']}s "
+                                           f"(x{v['ratio']})" for what, v in summary.items()
+                                           if what in ("up_seconds", "down_seconds", "total")))
+    report["load_average_at_end"] = os.getloadavg()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
