@@ -167,6 +167,25 @@ install_kind() {
     say "   $(kind version)"
 }
 
+# Every kind node runs systemd, containerd and kubelet as root, and they share root's inotify
+# limits: a 3-node cluster plus a second cluster (the node-image check) used 82 of the default 128
+# instances, and a crash-looping kube-proxy was seen when more clusters shared the machine. kind's
+# known-issues page asks for these values; raised only, never lowered.
+raise_inotify_limits() {
+    local key want have
+    for key in fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288; do
+        want=${key#*=}
+        have=$(sysctl -n "${key%=*}")
+        if (( have >= want )); then
+            say "   ${key%=*} = $have"
+        elif [[ $(id -u) -eq 0 ]]; then
+            sysctl -q -w "$key" && say "   ${key%=*}: $have -> $want"
+        else
+            say "   ${key%=*} = $have (< $want: multi-node kind clusters may fail; run as root to raise it)"
+        fi
+    done
+}
+
 main() {
     if [[ $(id -u) -eq 0 ]]; then
         step "host packages" install_packages "${HOST_PACKAGES[@]}"
@@ -177,6 +196,7 @@ main() {
     step "dockerd running" start_dockerd
     step "compose v2" install_compose
     step "kind $KIND_VERSION" install_kind
+    step "inotify limits for kind nodes" raise_inotify_limits
     say "machine ready in $((SECONDS - SCRIPT_START))s"
 }
 

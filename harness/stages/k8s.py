@@ -118,6 +118,7 @@ class KubernetesStage(Stage):
         refs = self._images()
         self._target = self._make_target()
         self._api = connect(self._target.kubectl.kubeconfig, self._target.kubectl.context)
+        self._record_target_timings()
         self._say_cluster()
         with self._timed("render the manifests"):
             self._theirs = manifests.render_theirs(self._target.kubectl, self.settings)
@@ -128,8 +129,7 @@ class KubernetesStage(Stage):
             with self._timed("add-on images (build or cache)"):
                 refs += addons.images()
         self._target.load_images(refs)  # one `kind load` for all
-        for phase, seconds in self._target.timings.items():
-            self._record(phase, seconds)
+        self._record_target_timings()
         if ours:
             self._say_sizes(refs)
             with self._timed("add-ons ready"):
@@ -373,6 +373,13 @@ class KubernetesStage(Stage):
         started = time.monotonic()
         yield
         self._record(phase, time.monotonic() - started)
+
+    def _record_target_timings(self) -> None:
+        """What the cluster measured (cluster create, image load), each once, as it happens."""
+        assert self._target is not None
+        for phase, seconds in self._target.timings.items():
+            if phase not in self.timings:
+                self._record(phase, seconds)
 
     def _record(self, phase: str, seconds: float) -> None:
         self.timings[phase] = seconds
