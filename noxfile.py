@@ -25,9 +25,11 @@ def _install(session: nox.Session) -> None:
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
-    """The one way sessions run pytest: a JSON summary per session, posargs last."""
+    """The one way sessions run pytest: a JSON summary per session, posargs last. On Ctrl-C nox
+    would SIGKILL pytest half a second later, mid-teardown: wait for the teardown instead."""
     _install(session)
-    session.run("pytest", *paths, f"--stageproof-report=reports/{session.name}.json", *session.posargs)
+    session.run("pytest", *paths, f"--stageproof-report=reports/{session.name}.json", *session.posargs,
+                interrupt_timeout=None)
 
 
 @nox.session(python=PYTHON)
@@ -146,7 +148,7 @@ def examples(session: nox.Session, example: str) -> None:
     stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(EXAMPLE_STAGES)
     for stage in stages:
         session.run("stageproof", "--config", config, "test", "--stage", stage, "--",
-                    f"--stageproof-report=reports/{example}-{stage}.json")
+                    f"--stageproof-report=reports/{example}-{stage}.json", interrupt_timeout=None)
 
 
 @nox.session(python=PYTHON, tags=["reports"])

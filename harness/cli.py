@@ -96,10 +96,14 @@ def _forwarding_signals(argv: list[str]) -> int:
     wait for it to tear its stages down (never SIGKILL it, as `subprocess.run` would). A Ctrl-C
     in a terminal reaches both of us: pytest notes the second copy and goes on tearing down."""
     log.info("$ %s", shlex.join(argv))
-    child = subprocess.Popen(argv)  # noqa: S603 - an argv list, never a shell
+    child: subprocess.Popen[bytes] | None = None
     try:
+        with shield.deferred():  # a Ctrl-C right now must not leave a pytest we do not know of
+            child = subprocess.Popen(argv)  # noqa: S603 - an argv list, never a shell
         return child.wait()
     except KeyboardInterrupt:  # later signals are only noted (shield.interrupt): we wait on
+        if child is None:
+            raise
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signal.SIGINT)
         return child.wait()

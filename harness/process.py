@@ -65,15 +65,17 @@ class ManagedProcess:
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after `grace` seconds. Returns once
         the leader and every other member (workers, a script's children) are gone: a folder they
-        write to can then be removed for good."""
-        proc, self._proc = self._proc, None
+        write to can then be removed for good. An interrupted stop is finished by the next one."""
+        proc = self._proc
         if proc is None:
             return
-        _signal_group(proc.pid, signal.SIGTERM)
-        if not _group_ended(proc, grace):
-            log.warning("%s ignored SIGTERM for %.0fs; killing it", self.name, grace)
-            _signal_group(proc.pid, signal.SIGKILL)
-            _group_ended(proc, 10)
+        if proc.poll() is None:  # once its leader is gone and reaped, the group id may be reused
+            _signal_group(proc.pid, signal.SIGTERM)
+            if not _group_ended(proc, grace):
+                log.warning("%s ignored SIGTERM for %.0fs; killing it", self.name, grace)
+                _signal_group(proc.pid, signal.SIGKILL)
+                _group_ended(proc, 10)
+        self._proc = None
         log.info("stopped %s (exit %s)", self.name, proc.returncode)
 
 

@@ -2,7 +2,7 @@
 
 An audit runs `stageproof test --stage <stage> 2>&1 | tee <log>` in a shell of its own session,
 as a user's terminal does, waits until the bring-up has really begun (a folder or a container of
-the run exists, then a random part of a second more), and then signals the whole process group,
+the run exists, then a random delay of up to `within` seconds), and signals the whole process group,
 as Ctrl-C (SIGINT), a CI cancel (SIGTERM) or a closed terminal (SIGHUP) does: tee dies with the
 group, so the run's stdout is gone too. The `closed-stdout` trigger kills only tee. Then it waits
 for the group to exit and counts what that run left: processes, containers, networks, volumes,
@@ -60,14 +60,11 @@ def _default_sigint() -> None:
 def spawn(command: str, *, cwd: Path, log: Path | None = None) -> subprocess.Popen[bytes]:
     """`sh -c command` leading a new session and process group, SIGINT at its default action."""
     env = {**os.environ, AUDITED_ENV: "1", "PYTHONUNBUFFERED": "1"}
-    out = log.open("ab") if log is not None else subprocess.DEVNULL
-    try:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
         return subprocess.Popen(["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_default_sigint)
-    finally:
-        if log is not None:
-            out.close()  # type: ignore[union-attr]
 
 
 def run_id_of(proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT) -> str:
@@ -234,7 +231,7 @@ def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, with
 def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"),
                     extra: Mapping[str, Sequence[str]] | None = None, within: float = 1.0) -> Callable[..., None]:
     """A test, parametrized over `stages` x `triggers` (plus `extra[stage]`), that audits each
-    case: a signal name (sent to the run's process group) or `closed-stdout`."""
+    case: a signal name (sent to the run's process group), two joined by `+`, or `closed-stdout`."""
     cases = [(stage, trigger) for stage in stages for trigger in [*triggers, *(extra or {}).get(stage, ())]]
 
     @pytest.mark.parametrize(("audited_stage", "trigger"), cases, ids=[f"{s}-{t}" for s, t in cases])
@@ -277,9 +274,13 @@ def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 def _cut(proc: subprocess.Popen[bytes], trigger: str) -> None:
-    """Send `trigger` to the whole process group, or (`closed-stdout`) kill only its tee."""
+    """Send `trigger` to the whole process group (`SIGINT+SIGTERM`: one, then the other half a
+    second later, as a CI cancel after a Ctrl-C), or (`closed-stdout`) kill only its tee."""
     if trigger != CLOSED_STDOUT:
-        os.killpg(proc.pid, getattr(signal, trigger))
+        for number, name in enumerate(trigger.split("+")):
+            time.sleep(0.5 if number else 0)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, getattr(signal, name))
         return
     for member in group_members(proc.pid):
         pid, _, name = member.partition(" ")

@@ -67,7 +67,6 @@ class MariaDBServer:
                               f"{self._process.output()[-2000:]}") from err
         if code != 0:
             raise StageFailed(f"mariadb-install-db exited with {code}:\n{self._process.output()[-2000:]}")
-        self._process.stop()
         self._process = None
 
     @property

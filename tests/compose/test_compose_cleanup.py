@@ -36,4 +36,4 @@ def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: 
 
 
 test_an_interrupted_run_leaves_nothing = interrupt_audit(
-    "compose", extra={"compose": ["SIGHUP", CLOSED_STDOUT]}, within=5.0)
+    "compose", extra={"compose": ["SIGHUP", "SIGINT+SIGTERM", CLOSED_STDOUT]}, within=5.0)

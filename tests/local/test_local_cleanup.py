@@ -72,7 +72,8 @@ def test_a_failed_start_cleans_up_what_it_began(stageproof_settings: Settings, t
 
 
 test_an_interrupted_run_leaves_nothing = interrupt_audit(
-    "local-sqlite", "local-mysql", extra={"local-sqlite": [CLOSED_STDOUT]}, within=2.0)
+    "local-sqlite", "local-mysql", within=2.0,
+    extra={"local-sqlite": ["SIGHUP", CLOSED_STDOUT], "local-mysql": ["SIGINT+SIGINT"]})
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ import pytest
 import yaml
 
 from harness.bench import (
+    Cycle,
     RateStep,
     _hand_override,
+    _stage_summary,
+    _timed,
     compare,
     highest_sustained,
     phases,
@@ -92,3 +95,28 @@ def test_the_hand_override_runs_the_built_image_and_publishes_the_app_on_loopbac
     assert yaml.safe_load(text) == {"services": {"seed": {"image": "stageproof/users:abc"},
                                                  "web": {"image": "stageproof/users:abc",
                                                          "ports": ["127.0.0.1:8001:8000"]}}}
+
+
+def test_a_hand_flow_times_each_step_and_tears_down_even_when_a_step_fails() -> None:
+    done: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("db did not start")
+
+    with pytest.raises(RuntimeError):
+        _timed("by hand", "docker", [("network create", lambda: done.append("net")), ("db run", fail)],
+               [("network rm", lambda: done.append("rm"))])
+    assert done == ["net", "rm"]
+    cycle = _timed("by hand", "docker", [("a", lambda: None)], [("b", lambda: None)])
+    assert set(cycle.phases) == {"a", "b"} and cycle.up_seconds >= 0 and cycle.down_seconds >= 0
+
+
+def test_the_compose_summary_sets_the_shared_compose_up_aside_to_show_each_flows_own_cost() -> None:
+    cycles = [Cycle("stageproof", "compose", 6.0, 1.0, 1.0, {"docker compose up": 4.8}),
+              Cycle("by hand", "compose", 5.0, 1.0, 1.0, {"compose up --wait": 4.9})]
+    summary = _stage_summary(cycles)
+    assert summary["up_outside_compose_up"] == {"stageproof_median": 1.2, "hand_median": 0.1, "ratio": 12.0}
+    assert summary["total"]["ratio"] == pytest.approx(7 / 6, abs=0.001)
+    assert summary["goals"]["ratio_met"] is False and summary["goals"]["up_met"] is False
+    assert "up_outside_compose_up" not in _stage_summary([Cycle("stageproof", "docker", 4.0, 1.0, 1.0),
+                                                          Cycle("by hand", "docker", 3.0, 1.0, 1.0)])
