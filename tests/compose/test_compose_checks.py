@@ -3,11 +3,13 @@ named volumes' lifecycle (`down` keeps the data, `down -v` removes it)."""
 
 from __future__ import annotations
 
+from harness.checks.api import test_api_behaves_as_its_openapi_document_says  # noqa: F401
 from harness.checks.common import needs, persistence_case, read_back, write
 from harness.checks.containers import (  # noqa: F401
     test_app_processes_run_as_non_root,
     test_requests_appear_in_the_log_stream,
 )
+from harness.checks.diff_check import test_stage_answers_like_the_first_stage  # noqa: F401
 from harness.checks.recovery import (  # noqa: F401
     test_contract_holds_after_app_restart,
     test_data_written_before_a_database_outage_reads_back_after,
