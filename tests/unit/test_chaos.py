@@ -211,3 +211,18 @@ def test_the_load_sends_the_method_it_was_given(backend: Backend) -> None:
 def test_an_unknown_method_is_refused() -> None:
     with pytest.raises(ValueError, match="HTTP method"):
         LoadGenerator("http://127.0.0.1:1/", method="GET /admin")
+
+
+def test_a_few_requests_the_client_could_not_send_are_reported_not_failed() -> None:
+    from harness.chaos.disrupt import DisruptionResult
+    from harness.chaos.load import OVERLOADED, LoadResult
+
+    def result(dropped: int, app_failures: int = 0) -> DisruptionResult:
+        reasons = {OVERLOADED: dropped, **({"HTTP 502": app_failures} if app_failures else {})}
+        load = LoadResult(url="http://127.0.0.1:1/", rate=200, duration=10, sent=2000, failed=dropped + app_failures,
+                          reasons=reasons, first_failure_at=5.0, last_failure_at=5.0)
+        return DisruptionResult("scale", load, disrupted_at=2.0, action_seconds=1, recovered_seconds=2, covered=True)
+
+    assert result(1).problems() == []
+    assert any("inconclusive" in problem for problem in result(20).problems())
+    assert any("1 of 2000 requests failed" in problem for problem in result(0, app_failures=1).problems())
