@@ -99,6 +99,21 @@ def per_pod(k8s: KubernetesStage, path: str) -> dict[str, PodAnswer]:
     return {pod.metadata.name: k8s.pod_get(pod.metadata.name, path) for pod in k8s.web_pods()}
 
 
+def first_difference(answers: dict[str, PodAnswer]) -> str:
+    """Where the bodies part: the first differing line of each pod against the first pod's."""
+    (first_pod, first), *others = answers.items()
+    lines = []
+    for pod, answer in others:
+        for number, (a, b) in enumerate(zip(first.body.splitlines(), answer.body.splitlines(), strict=False), 1):
+            if a != b:
+                lines.append(f"  line {number}: {first_pod}: {a[:160]!r} / {pod}: {b[:160]!r}")
+                break
+        else:
+            if first.body != answer.body:
+                lines.append(f"  {first_pod}: {len(first.body)} bytes / {pod}: {len(answer.body)} bytes")
+    return "\n".join(lines)
+
+
 def releases_served(k8s: KubernetesStage) -> dict[str, str]:
     """{pod: release} of every Ready web pod: what its `app.version_path` reports, else (an app
     without one) the release annotation its pod template carries."""
@@ -179,8 +194,7 @@ def test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down(k8s:
     statuses = {pod: answer.status for pod, answer in answers.items()}
     assert set(statuses.values()) == {settings.checks.load.status}, f"GET {path} per pod: {statuses}"
     bodies = {answer.body for answer in answers.values()}
-    assert len(bodies) == 1, f"GET {path} differs between replicas: " + "; ".join(
-        f"{pod}: {answer.body[:80]!r}" for pod, answer in answers.items())
+    assert len(bodies) == 1, f"GET {path} differs between replicas:\n" + first_difference(answers)
     report(f"scale to {SCALE_UP}: all {len(answers)} replicas answered the identical {path} "
            f"({len(bodies.pop())} bytes)")
     assert_no_failure(down, report)

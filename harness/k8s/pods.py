@@ -30,13 +30,16 @@ class PodAnswer:
 
 
 def pod_get(api: Api, namespace: str, pod: str, port: int, path: str) -> PodAnswer:
-    """GET `path` on `pod:port` through the API server's pod proxy; the body byte for byte."""
+    """GET `path` on `pod:port` through the API server's pod proxy; the body byte for byte, except
+    that the proxy rewrites absolute links in HTML to go through itself: that prefix is taken out
+    again, so every pod's page reads as the app wrote it."""
     try:
         response = api.core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path.lstrip("/"),
                                                                         _preload_content=False)
     except ApiException as err:
         return PodAnswer(err.status or 0, _text(err.body))
-    return PodAnswer(response.status, _text(response.data))
+    proxy_prefix = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
+    return PodAnswer(response.status, _text(response.data).replace(proxy_prefix, ""))
 
 
 def _text(body: object) -> str:
