@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "examples"]
+nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "examples", "diff"]
 
 PYTHON = "3.11"
 
@@ -169,3 +169,19 @@ def bench(session: nox.Session) -> None:
     reports/bench.json (`-- --only compose --repeat 5` narrows it; see `python -m harness.bench --help`)."""
     _install(session)
     session.run("python", "-m", "harness.bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def diff(session: nox.Session) -> None:
+    """Every stage's recorded answers against the first stage's (local-sqlite for the reference
+    app, local-mysql for the example): the cross-stage diff across the CI jobs' runs."""
+    _install(session)
+    reports = Path("reports")
+    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", "guestbook-"),
+             ("guestbook-local-mysql.recording.local-mysql.json", "guestbook-*.recording.*.json", None)]
+    for reference, pattern, skip in pairs:
+        if not (reports / reference).exists():
+            session.error(f"no {reports / reference}: run the local (and examples) sessions first")
+        for other in sorted(reports.glob(pattern)):
+            if other.name != reference and not (skip and other.name.startswith(skip)):
+                session.run("stageproof", "diff", str(reports / reference), str(other))
