@@ -45,6 +45,12 @@ class DisruptionResult:
                 "action_seconds": round(self.action_seconds, 3), "recovered_seconds": round(self.recovered_seconds, 3),
                 "covered": self.covered, "load": asdict(self.load)}
 
+    def failed_before_the_disruption(self) -> bool:
+        """A request failed and was answered before the disruption began (one sent just before it
+        and still in flight when it began does not count: the disruption hit it)."""
+        ended = self.load.first_failure_ended_at
+        return ended is not None and ended < self.disrupted_at
+
     def problems(self, *, max_failures: int = 0) -> list[str]:
         """What makes this run fail a zero-failure claim (empty when it holds)."""
         found = []
@@ -56,8 +62,7 @@ class DisruptionResult:
             found.append(f"the load client itself could not keep {self.load.rate:g} req/s ({dropped} of "
                          f"{self.load.sent} requests never sent): the measurement is inconclusive; lower "
                          "[checks] rate or free the machine")
-        early = self.load.first_failure_at is not None and self.load.first_failure_at < self.disrupted_at
-        if failed > max_failures and early:
+        if failed > max_failures and self.failed_before_the_disruption():
             found.append(f"requests failed before the disruption (at {self.load.first_failure_at:.1f}s, disruption "
                          f"at {self.disrupted_at:.1f}s): the baseline does not hold {self.load.rate:g} req/s; lower "
                          f"[checks] rate to what the app (and this machine) sustains")

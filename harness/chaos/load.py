@@ -42,6 +42,12 @@ class Sample:
     error: str | None = None
     started_at: float | None = None
 
+    @property
+    def ended_at(self) -> float:
+        """When the answer (or the error) came, on the same clock as `sent_at`: a request due
+        before a disruption but still in flight when it began was hit by it."""
+        return (self.sent_at if self.started_at is None else self.started_at) + self.seconds
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -59,6 +65,9 @@ class LoadResult:
     max_ms: float = 0.0
     first_failure_at: float | None = None
     last_failure_at: float | None = None
+    #: the earliest moment a failed request ended: a failure that ended before a disruption began
+    #: is one the disruption cannot explain (one due just before it but in flight across it can be)
+    first_failure_ended_at: float | None = None
     recovery_seconds: float | None = 0.0
     stopped_by_limit: bool = False
     #: per second of the schedule (int(seconds since the load began) -> requests)
@@ -97,15 +106,18 @@ def summarize(url: str, rate: float, duration: float, samples: list[Sample], *,
     latencies_ms = [sample.seconds * 1000 for sample in ordered if sample.error is None]
     first: float | None = None
     last: float | None = None
+    first_ended: float | None = None
     recovery: float | None = 0.0
     if failures:
         first, last = failures[0].sent_at, failures[-1].sent_at
+        first_ended = min(sample.ended_at for sample in failures)
         healed = next((sample.sent_at for sample in ordered if sample.error is None and sample.sent_at > last), None)
         recovery = None if healed is None else healed - first
     return LoadResult(url=url, rate=rate, duration=duration, sent=len(ordered), failed=len(failures),
                       reasons=dict(Counter(str(sample.error) for sample in failures)),
                       p50_ms=percentile(latencies_ms, 50), p99_ms=percentile(latencies_ms, 99),
                       max_ms=max(latencies_ms, default=0.0), first_failure_at=first, last_failure_at=last,
+                      first_failure_ended_at=first_ended,
                       recovery_seconds=recovery, stopped_by_limit=stopped_by_limit,
                       sent_per_second=_per_second(ordered), failures_per_second=_per_second(failures),
                       p99_ms_per_second=_p99_per_second(ordered))

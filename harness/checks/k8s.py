@@ -276,13 +276,14 @@ def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: Kube
 def failures_outside_the_outage(result: DisruptionResult) -> str:
     """Failures are allowed only while the database is away: from the kill until recovery was
     confirmed, plus one request timeout for what the app queued during the outage to drain (by
-    scheduled send time); anything before or after is a finding."""
+    scheduled send time); a request sent just before the kill but still in flight when it came is
+    inside too. Anything that failed and ended before, or was sent after, is a finding."""
     load = result.load
     if not load.failed:
         return ""
     start, end = result.disrupted_at, result.disrupted_at + result.recovered_seconds + DRAIN_SECONDS
     assert load.first_failure_at is not None and load.last_failure_at is not None
-    if load.first_failure_at < start or load.last_failure_at > end:
+    if result.failed_before_the_disruption() or load.last_failure_at > end:
         return (f"failures from {load.first_failure_at:.2f}s to {load.last_failure_at:.2f}s of the load, outside "
                 f"the outage window {start:.2f}s-{end:.2f}s: {load.reasons}")
     return ""

@@ -226,3 +226,22 @@ def test_a_few_requests_the_client_could_not_send_are_reported_not_failed() -> N
     assert result(1).problems() == []
     assert any("inconclusive" in problem for problem in result(20).problems())
     assert any("1 of 2000 requests failed" in problem for problem in result(0, app_failures=1).problems())
+
+
+def test_a_request_in_flight_when_the_disruption_began_is_not_a_failure_before_it() -> None:
+    from harness.chaos.disrupt import DisruptionResult
+    from harness.chaos.load import Sample, summarize
+
+    def disrupted_at_two(*failures: Sample) -> DisruptionResult:
+        ok = [Sample(n / 10, 0.01) for n in range(40)]
+        load = summarize("http://127.0.0.1:1/", 10, 4.0, ok + list(failures))
+        return DisruptionResult("kill", load, disrupted_at=2.0, action_seconds=0.1, recovered_seconds=1, covered=True)
+
+    in_flight = disrupted_at_two(Sample(1.99, 0.5, "HTTP 503", started_at=1.995))
+    assert in_flight.load.first_failure_at == 1.99 and in_flight.load.first_failure_ended_at == pytest.approx(2.495)
+    assert not in_flight.failed_before_the_disruption()
+    answered_before = disrupted_at_two(Sample(1.5, 0.2, "HTTP 503", started_at=1.5))
+    assert answered_before.failed_before_the_disruption()
+    assert any("before the disruption" in problem for problem in answered_before.problems())
+    never_sent = disrupted_at_two(Sample(1.9, 0.0, "client overloaded"))
+    assert never_sent.failed_before_the_disruption(), "a request dropped before the disruption ended before it"
