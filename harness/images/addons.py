@@ -23,6 +23,7 @@ from harness.cache import cache_dir, recipe_hash
 from harness.errors import ConfigError, StageproofError
 from harness.images import say, step
 from harness.images.docker import RECIPE_LABEL, build_image, image_is_current, require_docker
+from harness.images.gobuild import cached_build
 from harness.images.kind_node_go import GO_ENV, go_version
 from harness.run import run
 
@@ -147,26 +148,16 @@ def _binary_key(addon: Addon, gov: str) -> str:
 
 
 def _go_build(addon: Addon, key: str) -> Path:
-    """`go build` the add-on into `$STAGEPROOF_CACHE/addons/bin/<name>-<key>/` (a `.complete`
-    marker makes a second run build nothing); older keys' binaries are removed."""
-    out = cache_dir("addons", "bin", f"{addon.name}-{key}")
-    if (out / ".complete").exists():
-        say(f"{addon.name} binary cached in {out}")
-        return out / addon.binary
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    cmd = ["go", "build", "-trimpath", f"-ldflags={addon.ldflags}", "-o", str(tmp / addon.binary), addon.package]
+    """`go build` the add-on into `$STAGEPROOF_CACHE/addons/bin/<name>-<key>/` (harness.images.gobuild)."""
     patches = sorted(addon.source.glob("*.patch"))
-    with tempfile.TemporaryDirectory(prefix="stageproof-addon-src-") as work:
-        module = _patched_module(addon, patches, Path(work)) if patches else addon.source
-        run(cmd, cwd=module, env=GO_ENV)
-    shutil.rmtree(out)
-    tmp.rename(out)
-    (out / ".complete").write_text(key)
-    for stale in out.parent.glob(f"{addon.name}-*"):
-        if stale != out:
-            shutil.rmtree(stale, ignore_errors=True)
+
+    def build(tmp: Path) -> None:
+        cmd = ["go", "build", "-trimpath", f"-ldflags={addon.ldflags}", "-o", str(tmp / addon.binary), addon.package]
+        with tempfile.TemporaryDirectory(prefix="stageproof-addon-src-") as work:
+            module = _patched_module(addon, patches, Path(work)) if patches else addon.source
+            run(cmd, cwd=module, env=GO_ENV)
+
+    out = cached_build(cache_dir("addons", "bin", f"{addon.name}-{key}"), key, [addon.binary], build)
     return out / addon.binary
 
 

@@ -7,12 +7,12 @@ across packages); binaries land in the cache, keyed by the module files and the 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cache import cache_dir, recipe_hash
-from harness.images.kind_node_recipe import RECIPE_DIR, Versions, note, step
+from harness.images.gobuild import cached_build
+from harness.images.kind_node_recipe import RECIPE_DIR, Versions, step
 from harness.run import run
 
 K8S_COMMANDS = ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
@@ -38,25 +38,12 @@ def k8s_ldflags(v: Versions) -> str:
 
 def _build(module: str, packages: Sequence[str], outputs: Sequence[str], ldflags: str, key: str) -> Path:
     """`go build` `packages` of wrapper module `module` into a cache dir named by `key`."""
-    out = cache_dir("kind-node", "bin", f"{module}-{key}")
-    if (out / ".complete").exists():
-        note(f"{module} binaries cached in {out}")
-        return out
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    run(["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{tmp}/", *packages],
-        cwd=RECIPE_DIR / module, env=GO_ENV)
-    missing = [name for name in outputs if not (tmp / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"go build of {module} did not produce {missing}")
-    shutil.rmtree(out)
-    tmp.rename(out)
-    (out / ".complete").write_text(key)
-    for stale in out.parent.glob(f"{module}-*"):  # older recipes: binaries are ~600 MB per build
-        if stale != out:
-            shutil.rmtree(stale, ignore_errors=True)
-    return out
+
+    def build(tmp: Path) -> None:
+        run(["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{tmp}/", *packages],
+            cwd=RECIPE_DIR / module, env=GO_ENV)
+
+    return cached_build(cache_dir("kind-node", "bin", f"{module}-{key}"), key, outputs, build)
 
 
 def ensure_k8s_binaries(v: Versions) -> Path:

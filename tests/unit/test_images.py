@@ -219,3 +219,28 @@ def test_an_sdist_only_requirement_is_built_into_a_wheel_on_the_host(
     assert calls[-1][:4] == ["/usr/bin/python3.11", "-m", "pip", "wheel"]
     calls.clear()
     assert wheels.ensure_wheelhouse(requirements) == house and calls == []  # cached by the file
+
+
+def test_a_cached_go_build_runs_once_keeps_no_partial_and_drops_older_keys(tmp_path: Path) -> None:
+    from harness.images.gobuild import cached_build
+
+    builds: list[Path] = []
+
+    def build(into: Path) -> None:
+        builds.append(into)
+        (into / "tool").write_text("binary")
+
+    (tmp_path / "tool-oldkey").mkdir()
+    out = cached_build(tmp_path / "tool-newkey", "newkey", ["tool"], build)
+    again = cached_build(tmp_path / "tool-newkey", "newkey", ["tool"], build)
+    assert out == again and len(builds) == 1, "the second call must be a cache hit"
+    assert (out / "tool").read_text() == "binary" and (out / ".complete").read_text() == "newkey"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tool-newkey"]
+
+
+def test_a_go_build_that_misses_a_binary_is_not_cached(tmp_path: Path) -> None:
+    from harness.images.gobuild import cached_build
+
+    with pytest.raises(FileNotFoundError, match="did not produce \\['tool'\\]"):
+        cached_build(tmp_path / "tool-k", "k", ["tool"], lambda into: None)
+    assert not (tmp_path / "tool-k" / ".complete").exists()
