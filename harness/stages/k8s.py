@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from harness.stage import Deployment, Stage, register
 from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
-APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
 
 
 @register("k8s")
@@ -163,8 +161,8 @@ class KubernetesStage(Stage):
 
     def _images(self) -> list[str]:
         """The images the cluster must hold: built (app, database, substitutes) unless the user
-        names the app image ($STAGEPROOF_K8S_APP_IMAGE, stages.k8s.app_image): then that one, if local."""
-        given = os.environ.get(APP_IMAGE_ENV) or self.spec.app_image
+        names the app image (stages.k8s.app_image, $STAGEPROOF_K8S_APP_IMAGE): then that one, if local."""
+        given = self.spec.app_image
         if given:
             self.app_image = given
             return [given] if run(["docker", "image", "inspect", given], check=False).returncode == 0 else []

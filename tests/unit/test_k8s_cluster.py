@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.config import K8sSettings
+from harness.config import K8sSettings, load_settings
 from harness.errors import ConfigError
 from harness.k8s.cluster import user_context
 from harness.kind import render_config
@@ -19,23 +19,25 @@ SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind"}, con
 
 
 def test_kind_is_the_default_target() -> None:
-    assert user_context(SPEC, {}) is None
+    assert user_context(SPEC) is None
 
 
 def test_a_named_context_needs_to_know_where_the_app_answers() -> None:
     with pytest.raises(ConfigError, match=r"needs stages\.k8s\.base_url"):
-        user_context(SPEC, {"STAGEPROOF_K8S_CONTEXT": "team-cluster"})
+        user_context(SPEC.model_copy(update={"context": "team-cluster"}))
 
 
 def test_the_environment_points_at_a_team_cluster() -> None:
     env = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_KUBECONFIG": "/etc/team.yaml",
-           "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080/"}
-    assert user_context(SPEC, env) == ("team", Path("/etc/team.yaml"), "http://127.0.0.1:8080")
+           "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080/", "STAGEPROOF_K8S_APP_IMAGE": "reg:5000/app:1"}
+    spec = load_settings(ROOT / "stageproof.toml", env).stages.k8s
+    assert spec is not None and spec.app_image == "reg:5000/app:1"
+    assert user_context(spec) == ("team", Path("/etc/team.yaml"), "http://127.0.0.1:8080")
 
 
 def test_the_config_file_can_name_the_context_too() -> None:
     spec = SPEC.model_copy(update={"context": "team", "base_url": "http://127.0.0.1:9000"})
-    assert user_context(spec, {}) == ("team", None, "http://127.0.0.1:9000")
+    assert user_context(spec) == ("team", None, "http://127.0.0.1:9000")
 
 
 # -- the kind config -------------------------------------------------------------------------
