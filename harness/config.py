@@ -341,9 +341,14 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"{source}: not valid TOML: {err}") from err
     settings = parse_settings(_apply_env(raw, env), root=source.parent, source=str(source))
     _check_contract_refs(settings, source=str(source))
-    if settings.images is not None and (found := settings.images.credentials(env)) is not None:
-        settings = settings.model_copy(update={"registry_credentials": found})
-    return settings
+    return with_credentials(settings, env)
+
+
+def with_credentials(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """`settings` holding the registry credentials read from the variables `images.*_env` name."""
+    if settings.images is None or (found := settings.images.credentials(env)) is None:
+        return settings
+    return settings.model_copy(update={"registry_credentials": found})
 
 
 def parse_settings(raw: Mapping[str, Any], *, root: Path, source: str = "config") -> Settings:
@@ -388,11 +393,13 @@ def _check_contract_refs(settings: Settings, *, source: str) -> None:
 
 #: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file
 K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image")
+#: images.<key> <- $<variable>: a registry whose address a run only learns when it starts
+REGISTRY_ENV = {"registry": "STAGEPROOF_REGISTRY", "registry_endpoint": "STAGEPROOF_REGISTRY_ENDPOINT"}
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL,
-    STAGEPROOF_K8S_CONTEXT / _KUBECONFIG / _BASE_URL / _APP_IMAGE."""
+    STAGEPROOF_K8S_CONTEXT / _KUBECONFIG / _BASE_URL / _APP_IMAGE, STAGEPROOF_REGISTRY / _ENDPOINT."""
     raw = dict(raw)
     k8s = {key: value for key in K8S_ENV_KEYS if (value := env.get(f"STAGEPROOF_K8S_{key.upper()}"))}
     if k8s and isinstance(raw.get("stages", {}).get("k8s"), dict):
@@ -403,6 +410,9 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     if airgap is not None and "images" in raw:
         value = {"1": "always", "true": "always", "0": "never", "false": "never"}.get(airgap.lower(), airgap)
         raw["images"] = {**raw["images"], "airgap": value}
+    registry = {key: value for key, name in REGISTRY_ENV.items() if (value := env.get(name))}
+    if registry and "images" in raw:
+        raw["images"] = {**raw["images"], **registry}
     mysql_url = env.get("STAGEPROOF_LOCAL_MYSQL_URL")
     if mysql_url:
         stages = dict(raw.get("stages", {}))

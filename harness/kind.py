@@ -52,13 +52,50 @@ class RenderedConfig:
         return self.host_ports[node_port]
 
 
+@dataclass(frozen=True)
+class RegistryMirror:
+    """The nodes' containerd pulls images named `hosts` (e.g. `127.0.0.1:5000`, `docker.io`)
+    from `endpoint` (e.g. `http://<kind network gateway>:5000`): `config_path` + `hosts.toml`."""
+
+    endpoint: str
+    hosts: tuple[str, ...]
+
+    def write_hosts(self, certs_dir: Path) -> Path:
+        """`<certs_dir>/<host>/hosts.toml` per host, mounted into every node at CERTS_DIR."""
+        for host in self.hosts:
+            server = "https://registry-1.docker.io" if host == "docker.io" else f"http://{host}"
+            folder = certs_dir / host
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "hosts.toml").write_text(f'server = "{server}"\n\n[host."{self.endpoint}"]\n'
+                                               '  capabilities = ["pull", "resolve"]\n')
+        return certs_dir
+
+
+CERTS_DIR = "/etc/containerd/certs.d"
+#: a kind `containerdConfigPatches` entry: containerd reads registry hosts from CERTS_DIR
+CONFIG_PATH_PATCH = f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{CERTS_DIR}"\n'
+
+
+def with_mirror(config: dict[str, Any], certs_dir: Path) -> dict[str, Any]:
+    """`config` (a copy) whose nodes all mount `certs_dir` at CERTS_DIR and whose containerd uses it."""
+    config = copy.deepcopy(config)
+    config["containerdConfigPatches"] = [*(config.get("containerdConfigPatches") or []), CONFIG_PATH_PATCH]
+    for node in config["nodes"]:
+        node["extraMounts"] = [*(node.get("extraMounts") or []),
+                               {"hostPath": str(certs_dir), "containerPath": CERTS_DIR, "readOnly": True}]
+    return config
+
+
 def render_config(name: str, *, source: Path | None = None, nodes: int = 1, node_ports: Sequence[int] = (),
-                  host_ports: Mapping[int, int] | None = None) -> RenderedConfig:
+                  host_ports: Mapping[int, int] | None = None, mirror: RegistryMirror | None = None) -> RenderedConfig:
     """The team's kind config (`source`, else one control plane) made fit for stageproof, written
     into the cluster's cache dir: API server and `node_ports` on 127.0.0.1 only (free host ports
-    unless `host_ports` names them), and `nodes - 1` workers when the file lists none."""
+    unless `host_ports` names them), `nodes - 1` workers when the file lists none, and the
+    registry `mirror` in every node's containerd."""
     chosen = {port: (host_ports or {}).get(port) or free_port() for port in node_ports}
     config = with_overrides(load_config(source), nodes=nodes, host_ports=chosen)
+    if mirror is not None:
+        config = with_mirror(config, mirror.write_hosts(cache_dir("kind", name) / "certs.d"))
     path = cache_dir("kind", name) / "kind.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return RenderedConfig(path, chosen)

@@ -79,7 +79,7 @@ def existing_cluster(spec: K8sSettings) -> Target:
     return Target(context, Kubectl(binary, kubeconfig, context), base_url)
 
 
-def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
+def kind_cluster(spec: K8sSettings, *, node_image: str, mirror: kind.RegistryMirror | None = None) -> Target:
     """Reuse the kind cluster `spec.cluster` if it exists (a `--keep` run left it), else create it."""
     cluster = kind.KindCluster(spec.cluster, node_image)
     target_timings: dict[str, float] = {}
@@ -90,7 +90,7 @@ def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
         log.info("reusing kind cluster %s", spec.cluster)
     else:
         cluster.config = kind.render_config(spec.cluster, source=spec.kind_config, nodes=spec.nodes,
-                                            node_ports=[spec.node_port, spec.ingress_node_port]).path
+                                            node_ports=[spec.node_port, spec.ingress_node_port], mirror=mirror).path
         target_timings["cluster create"] = cluster.create()
     kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
     base_url = f"http://{host_port(spec.cluster, spec.node_port)}"

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness import kind
 from harness.config import K8sSettings, Settings
 from harness.errors import CapabilityMissing, ConfigError, StageproofError
 from harness.k8s import addons, cluster, diagnostics, manifests, namespace, pods, rollout, status
@@ -32,6 +33,21 @@ from harness.stage import Deployment, Stage, register
 from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
+
+
+def registry_mode(settings: Settings) -> str | None:
+    """`[images] registry` unless air-gapped mode is forced: with a registry, nothing is built or loaded."""
+    images = settings.images
+    return images.registry if images is not None and images.registry and images.airgap != "always" else None
+
+
+def registry_mirror(settings: Settings) -> kind.RegistryMirror | None:
+    """What the nodes of a kind cluster stageproof creates pull through `[images] registry`."""
+    images = settings.images
+    if images is None or images.registry is None or registry_mode(settings) is None:
+        return None
+    host = images.registry.split("/")[0]
+    return kind.RegistryMirror(images.registry_endpoint or f"http://{host}", (host, *images.mirror_for))
 
 
 @register("k8s")
@@ -168,6 +184,13 @@ class KubernetesStage(Stage):
             return [given] if run(["docker", "image", "inspect", given], check=False).returncode == 0 else []
         if self.settings.images is None:
             return []
+        if (registry := registry_mode(self.settings)) is not None:
+            from harness.images.build import release_tag
+
+            self.app_image = f"{registry}/{self.settings.images.app.tag}:{release_tag(self.release)}"
+            print(f"[stageproof] k8s: registry mode: nothing built or loaded; the nodes pull {self.app_image} "
+                  f"and the manifests' images through {registry}", flush=True)
+            return []
         from harness.images.build import ensure_images  # heavy: only when the stage really runs
 
         with self._timed("images (build or cache)"):
@@ -201,13 +224,19 @@ class KubernetesStage(Stage):
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
             return cluster.existing_cluster(self.spec)
-        return cluster.kind_cluster(self.spec, node_image=self._node_image())
+        return cluster.kind_cluster(self.spec, node_image=self._node_image(), mirror=registry_mirror(self.settings))
 
     def _node_image(self) -> str:
-        """Ours, built from source, when no registry answers; with one, kind's default ("")."""
+        """Ours, built from source, when no registry answers; pulled from `[images] registry` in
+        registry mode (our node image pushed there as a stand-in for kindest/node); else kind's default ("")."""
         from harness.images.build import use_airgap
         from harness.images.kind_node import ensure_kind_node_image
 
+        if (registry := registry_mode(self.settings)) is not None:
+            from harness.images.kind_node_recipe import load_versions
+            from harness.images.push import kind_node_name
+
+            return f"{registry}/{kind_node_name(load_versions().kubernetes)}"
         if self.settings.images is not None and not use_airgap(self.settings.images):
             return ""
         with self._timed("kind node image (build or cache)"):
@@ -219,6 +248,10 @@ class KubernetesStage(Stage):
         if namespace.create_fresh(self.api, self.namespace, labels={manifests.RUN_LABEL: self.run_id},
                                   timeout=self.spec.up_timeout):
             self._record("delete the previous run's namespace", time.monotonic() - started)
+        images = self.settings.images
+        if images is not None and images.registry and self.settings.registry_credentials:
+            namespace.add_pull_secret(self.api, self.namespace, images.registry.split("/")[0],
+                                      self.settings.registry_credentials, timeout=self.spec.up_timeout)
 
     def _apply(self, release: str) -> None:
         assert self._target is not None and self._theirs is not None
