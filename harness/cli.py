@@ -126,8 +126,8 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "push":
         from harness.images.push import push_built
 
-        for pushed in push_built(settings):
-            print(f"{pushed.remote}@{pushed.digest}" + ("  (stand-in)" if pushed.stand_in else ""))
+        for pushed in push_built(settings, node_image=args.with_kind_node):
+            print(f"{'stand-in' if pushed.stand_in else 'app'}: {pushed.remote}@{pushed.digest}")
         return 0
     from harness.images.build import ensure_images
 
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     images = sub.add_parser("images", help="build the images the stages need (cached); push: to [images] registry")
     images.add_argument("what", choices=["build", "kind-node", "push"])
     images.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    images.add_argument("--with-kind-node", action="store_true",
+                        help="push: also our kind node image (a stand-in for kindest/node)")
     images.set_defaults(func=cmd_images)
     return parser
 

@@ -64,7 +64,7 @@ def push_all(settings: Settings, images: Mapping[str, str], *, stand_ins: Mappin
         return [push(local, remote, stand_in=stand_in, docker_config=config) for local, remote, stand_in in plan]
 
 
-def push_built(settings: Settings, *, node_image: bool = True) -> list[Pushed]:
+def push_built(settings: Settings, *, node_image: bool = False) -> list[Pushed]:
     """Build what stageproof builds (air-gapped: the stand-ins are the only upstream images here)
     and push it: the app image under its own name, the substitutes and our kind node image as
     STAND-INS under the upstream names registry mode pulls."""

@@ -30,6 +30,15 @@ def create_fresh(api: Api, name: str, *, labels: dict[str, str], timeout: float)
     return bool(found)
 
 
+def delete_ours(api: Api, name: str, *, timeout: float) -> bool:
+    """Delete namespace `name` if stageproof labelled it (a killed run's); True if it did."""
+    found = api.core.list_namespace(field_selector=f"metadata.name={name}").items
+    if not found or (found[0].metadata.labels or {}).get(PART_OF) != OURS:
+        return False
+    delete(api, name, wait=True, timeout=timeout)
+    return True
+
+
 def delete(api: Api, name: str, *, wait: bool, timeout: float) -> None:
     """Pods go first without their grace period: nobody is served by a namespace being removed."""
     api.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)

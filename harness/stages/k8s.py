@@ -87,9 +87,16 @@ class KubernetesStage(Stage):
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:
-        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made)."""
+        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made);
+        on a cluster it did not make, only its own namespace (labelled ours), never the cluster."""
         spec = settings.stages.k8s
-        if spec is None or cluster.user_context(spec) or shutil.which("kind") is None:
+        if spec is None:
+            return []
+        if (theirs := cluster.user_context(spec)) is not None:
+            context, kubeconfig, _ = theirs
+            removed = namespace.delete_ours(connect(kubeconfig, context), spec.namespace, timeout=spec.up_timeout)
+            return [f"namespace {spec.namespace} on {context}"] if removed else []
+        if shutil.which("kind") is None:
             return []
         return [f"kind cluster {spec.cluster}"] if cluster.delete_leftover(spec) else []
 

@@ -95,7 +95,7 @@ def registry_run() -> Iterator[RegistryRun]:
     try:
         with LocalRegistry(network=network, credentials=("stageproof", password)) as registry:
             settings = registry_settings(registry, password)
-            pushed = push_built(settings)
+            pushed = push_built(settings, node_image=True)
             run(["docker", "image", "rm", *[item.remote for item in pushed]])  # untag: the node image must be pulled
             spec = settings.stages.k8s
             assert spec is not None

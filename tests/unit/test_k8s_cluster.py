@@ -98,3 +98,17 @@ def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
     source.write_text("apiVersion: v1\nkind: ConfigMap\n")
     with pytest.raises(ConfigError, match=r"stages\.k8s\.kind_config: .* is not a kind config"):
         render_config("c5", source=source, node_ports=[30080])
+
+
+def test_a_registry_mirror_reaches_every_node(tmp_path: Path) -> None:
+    from harness.kind import CERTS_DIR, RegistryMirror
+
+    mirror = RegistryMirror("http://172.18.0.1:5000", ("127.0.0.1:5000", "docker.io"))
+    rendered = render_config("mirrored", nodes=3, mirror=mirror)
+    config = yaml.safe_load(rendered.path.read_text())
+    assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
+    mounts = [node["extraMounts"] for node in config["nodes"]]
+    assert len(mounts) == 3 and all(m[0]["containerPath"] == CERTS_DIR for m in mounts)
+    hosts = Path(mounts[0][0]["hostPath"])
+    assert (hosts / "docker.io" / "hosts.toml").read_text().startswith('server = "https://registry-1.docker.io"')
+    assert '[host."http://172.18.0.1:5000"]' in (hosts / "127.0.0.1:5000" / "hosts.toml").read_text()
