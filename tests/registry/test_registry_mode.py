@@ -32,6 +32,8 @@ from harness.stages.k8s import KubernetesStage, registry_mirror
 pytestmark = pytest.mark.slow
 USER_ENV, PASSWORD_ENV = "STAGEPROOF_TEST_REGISTRY_USER", "STAGEPROOF_TEST_REGISTRY_PASSWORD"
 FIGURES = Path("reports") / "registry-figures.json"
+#: crictl's default 2 s deadline is shorter than an image removal's synchronous garbage collection here
+CRICTL = ("crictl", "--timeout", "120s")
 
 
 @dataclass
@@ -74,12 +76,12 @@ def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
     assert run_.target.kind_cluster is not None
     user, password = run_.settings.registry_credentials or ("", "")
     remotes = [run_.remote(local).remote for local in locals_]
-    pulled = sum(on_every_node(run_.target, "crictl", "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
-    on_every_node(run_.target, "crictl", "rmi", *remotes)
+    pulled = sum(on_every_node(run_.target, *CRICTL, "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
+    on_every_node(run_.target, *CRICTL, "rmi", *remotes)
     started = time.monotonic()
     run_.target.kind_cluster.load_images(locals_)
     loaded = time.monotonic() - started
-    on_every_node(run_.target, "crictl", "rmi", *[f"docker.io/{upstream_path(ref)}" for ref in locals_])
+    on_every_node(run_.target, *CRICTL, "rmi", *[f"docker.io/{upstream_path(ref)}" for ref in locals_])
     return {"pull seconds": round(pulled, 1), "kind load seconds": round(loaded, 1)}
 
 
@@ -172,5 +174,5 @@ def test_pulls_need_the_credentials(registry_run: RegistryRun) -> None:
     """The registry really checks them: an anonymous pull on a node is refused."""
     assert registry_run.target.kind_cluster is not None
     node = registry_run.target.kind_cluster.node_containers()[0]
-    anonymous = run(["docker", "exec", node, "crictl", "pull", registry_run.pushed[0].remote], check=False)
+    anonymous = run(["docker", "exec", node, *CRICTL, "pull", registry_run.pushed[0].remote], check=False)
     assert anonymous.returncode != 0 and "401" in anonymous.stderr + anonymous.stdout, anonymous.stderr

@@ -219,3 +219,11 @@ def test_an_sdist_only_requirement_is_built_into_a_wheel_on_the_host(
     assert calls[-1][:4] == ["/usr/bin/python3.11", "-m", "pip", "wheel"]
     calls.clear()
     assert wheels.ensure_wheelhouse(requirements) == house and calls == []  # cached by the file
+
+
+def test_stand_ins_are_pushed_under_the_path_a_docker_io_mirror_is_asked_for() -> None:
+    from harness.images.push import upstream_path
+
+    assert upstream_path("mysql:8.4") == "library/mysql:8.4"
+    assert upstream_path("docker.io/library/python:3.11-slim") == "library/python:3.11-slim"
+    assert upstream_path("kindest/node:v1.34.4") == "kindest/node:v1.34.4"
