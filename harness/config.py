@@ -186,7 +186,8 @@ class ImageSettings(_Section):
     #: upstream image -> the local recipe that stands in for it when no registry answers
     substitute: dict[str, Literal["python", "mysql"]] = Field(default_factory=dict)
     #: registry mode: `host[:port][/prefix]`, where stageproof pushes its images and the k8s stage
-    #: pulls them from (`<registry>/<images.app.tag>:<release>`, `<registry>/kindest/node:<version>`)
+    #: pulls them from (`<registry>/<images.app.tag>:<release>`, `<registry>/kindest/node:<version>`;
+    #: on `registry_endpoint`'s host when that is set)
     registry: RegistryHost | None = None
     #: where the kind nodes stageproof creates reach that registry, when not at its own address
     #: (e.g. `http://<kind network gateway>:<port>`: a node's 127.0.0.1 is not this machine's)
@@ -206,6 +207,16 @@ class ImageSettings(_Section):
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("username_env, password_env: give both or neither")
         return self
+
+    @property
+    def pull_prefix(self) -> str | None:
+        """What the cluster pulls stageproof's images as: `registry`, on the endpoint's host when
+        the nodes reach it elsewhere (image host = the host they contact: credentials match)."""
+        if self.registry is None or self.registry_endpoint is None:
+            return self.registry
+        path = self.registry.partition("/")[2]
+        endpoint_host = self.registry_endpoint.split("://", 1)[1]
+        return f"{endpoint_host}/{path}" if path else endpoint_host
 
     def credentials(self, env: Mapping[str, str]) -> tuple[str, str] | None:
         """(username, password) read from the variables the config names; a missing one is an error."""

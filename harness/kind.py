@@ -7,6 +7,7 @@ leaves no container, volume or network behind.
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import shutil
@@ -54,21 +55,35 @@ class RenderedConfig:
 
 @dataclass(frozen=True)
 class RegistryMirror:
-    """The nodes' containerd pulls images named `hosts` (e.g. `127.0.0.1:5000`, `docker.io`)
-    from `endpoint` (e.g. `http://<kind network gateway>:5000`): `config_path` + `hosts.toml`."""
+    """How the nodes' containerd reaches a registry (`config_path` + one `hosts.toml` per host):
+    `endpoint` itself over plain http when `own` (the registry the images name), and every host of
+    `mirror_for` (e.g. docker.io) through `endpoint`. containerd sends a pod's pull secret only to
+    the host its image names, so a mirror gets the registry's credentials from `hosts.toml`."""
 
     endpoint: str
-    hosts: tuple[str, ...]
+    own: bool = True
+    mirror_for: tuple[str, ...] = ()
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     def write_hosts(self, certs_dir: Path) -> Path:
         """`<certs_dir>/<host>/hosts.toml` per host, mounted into every node at CERTS_DIR."""
-        for host in self.hosts:
-            server = "https://registry-1.docker.io" if host == "docker.io" else f"http://{host}"
-            folder = certs_dir / host
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "hosts.toml").write_text(f'server = "{server}"\n\n[host."{self.endpoint}"]\n'
-                                               '  capabilities = ["pull", "resolve"]\n')
+        if self.own:
+            self._write(certs_dir, self.endpoint.split("://", 1)[1], f'server = "{self.endpoint}"\n')
+        header = ""
+        if self.credentials is not None:
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            header = f'  [host."{self.endpoint}".header]\n    Authorization = "Basic {token}"\n'
+        for host in self.mirror_for:
+            server = "https://registry-1.docker.io" if host == "docker.io" else f"https://{host}"
+            self._write(certs_dir, host, f'server = "{server}"\n\n[host."{self.endpoint}"]\n'
+                                         f'  capabilities = ["pull", "resolve"]\n{header}')
         return certs_dir
+
+    @staticmethod
+    def _write(certs_dir: Path, host: str, text: str) -> None:
+        folder = certs_dir / host
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "hosts.toml").write_text(text)
 
 
 CERTS_DIR = "/etc/containerd/certs.d"

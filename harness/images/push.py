@@ -64,7 +64,7 @@ def push_all(settings: Settings, images: Mapping[str, str], *, stand_ins: Mappin
         return [push(local, remote, stand_in=stand_in, docker_config=config) for local, remote, stand_in in plan]
 
 
-def push_built(settings: Settings, *, node_image: bool = False) -> list[Pushed]:
+def push_built(settings: Settings, *, node_image: bool = False, release: str | None = None) -> list[Pushed]:
     """Build what stageproof builds (air-gapped: the stand-ins are the only upstream images here)
     and push it: the app image under its own name, the substitutes and our kind node image as
     STAND-INS under the upstream names registry mode pulls."""
@@ -75,7 +75,7 @@ def push_built(settings: Settings, *, node_image: bool = False) -> list[Pushed]:
     images = settings.images
     assert images is not None
     forced = settings.model_copy(update={"images": images.model_copy(update={"airgap": "always"})})
-    built = ensure_images(forced)
+    built = ensure_images(forced, release=release)
     stand_ins = {built.database: built.database, **{ref: ref for ref in built.substitutes}}
     if node_image:
         stand_ins[ensure_kind_node_image()] = kind_node_name(load_versions().kubernetes)

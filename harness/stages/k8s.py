@@ -47,7 +47,8 @@ def registry_mirror(settings: Settings) -> kind.RegistryMirror | None:
     if images is None or images.registry is None or registry_mode(settings) is None:
         return None
     host = images.registry.split("/")[0]
-    return kind.RegistryMirror(images.registry_endpoint or f"http://{host}", (host, *images.mirror_for))
+    return kind.RegistryMirror(images.registry_endpoint or f"https://{host}", own=images.registry_endpoint is not None,
+                               mirror_for=tuple(images.mirror_for), credentials=settings.registry_credentials)
 
 
 @register("k8s")
@@ -194,7 +195,8 @@ class KubernetesStage(Stage):
         if (registry := registry_mode(self.settings)) is not None:
             from harness.images.build import release_tag
 
-            self.app_image = f"{registry}/{self.settings.images.app.tag}:{release_tag(self.release)}"
+            prefix = self.settings.images.pull_prefix or registry
+            self.app_image = f"{prefix}/{self.settings.images.app.tag}:{release_tag(self.release)}"
             print(f"[stageproof] k8s: registry mode: nothing built or loaded; the nodes pull {self.app_image} "
                   f"and the manifests' images through {registry}", flush=True)
             return []
@@ -243,7 +245,7 @@ class KubernetesStage(Stage):
             from harness.images.kind_node_recipe import load_versions
             from harness.images.push import kind_node_name
 
-            return f"{registry}/{kind_node_name(load_versions().kubernetes)}"
+            return f"{registry}/{kind_node_name(load_versions().kubernetes)}"  # Docker on this machine pulls it
         if self.settings.images is not None and not use_airgap(self.settings.images):
             return ""
         with self._timed("kind node image (build or cache)"):
@@ -257,7 +259,7 @@ class KubernetesStage(Stage):
             self._record("delete the previous run's namespace", time.monotonic() - started)
         images = self.settings.images
         if images is not None and images.registry and self.settings.registry_credentials:
-            namespace.add_pull_secret(self.api, self.namespace, images.registry.split("/")[0],
+            namespace.add_pull_secret(self.api, self.namespace, (images.pull_prefix or images.registry).split("/")[0],
                                       self.settings.registry_credentials, timeout=self.spec.up_timeout)
 
     def _apply(self, release: str) -> None:

@@ -40,12 +40,22 @@ CRICTL = ("crictl", "--timeout", "120s")
 class RegistryRun:
     settings: Settings
     registry: LocalRegistry
+    release: str
     pushed: list[Pushed]
     target: cluster.Target
     figures: dict[str, float]
 
     def remote(self, local: str) -> Pushed:
         return next(item for item in self.pushed if item.local == local)
+
+    def on_nodes(self, pushed: Pushed) -> str:
+        """The name the nodes pull `pushed` by: the registry's, on the endpoint's host."""
+        assert self.settings.images is not None and self.settings.images.pull_prefix is not None
+        return pushed.remote.replace(self.registry.host, self.settings.images.pull_prefix.split("/")[0], 1)
+
+    @property
+    def app(self) -> Pushed:
+        return self.pushed[0]  # push_built pushes the app first
 
 
 def registry_settings(registry: LocalRegistry, password: str) -> Settings:
@@ -75,7 +85,7 @@ def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
     registry, then `kind load docker-image`; the images are removed after each."""
     assert run_.target.kind_cluster is not None
     user, password = run_.settings.registry_credentials or ("", "")
-    remotes = [run_.remote(local).remote for local in locals_]
+    remotes = [run_.on_nodes(run_.remote(local)) for local in locals_]
     pulled = sum(on_every_node(run_.target, *CRICTL, "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
     on_every_node(run_.target, *CRICTL, "rmi", *remotes)
     started = time.monotonic()
@@ -89,6 +99,7 @@ def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
 def registry_run() -> Iterator[RegistryRun]:
     """Registry, pushes, then a cluster made from the registry's node image (pulled, not found)."""
     password = secrets.token_hex(8)
+    release = current_release(config_path().parent)
     spec_cluster = parse_settings(tomllib.loads(config_path().read_text()), root=config_path().parent).stages.k8s
     assert spec_cluster is not None
     network = kind.network_name(spec_cluster.cluster)
@@ -97,7 +108,7 @@ def registry_run() -> Iterator[RegistryRun]:
     try:
         with LocalRegistry(network=network, credentials=("stageproof", password)) as registry:
             settings = registry_settings(registry, password)
-            pushed = push_built(settings, node_image=True)
+            pushed = push_built(settings, node_image=True, release=release)
             run(["docker", "image", "rm", *[item.remote for item in pushed]])  # untag: the node image must be pulled
             spec = settings.stages.k8s
             assert spec is not None
@@ -109,7 +120,7 @@ def registry_run() -> Iterator[RegistryRun]:
             started = time.monotonic()
             target = cluster.kind_cluster(spec, node_image=node_image, mirror=registry_mirror(settings))
             figures["cluster create (s)"] = round(time.monotonic() - started, 1)
-            yield RegistryRun(settings, registry, pushed, target, figures)
+            yield RegistryRun(settings, registry, release, pushed, target, figures)
     finally:
         if target is not None:
             target.delete()
@@ -119,10 +130,9 @@ def registry_run() -> Iterator[RegistryRun]:
 @pytest.fixture(scope="module")
 def registry_stage(registry_run: RegistryRun) -> Iterator[KubernetesStage]:
     """The k8s stage in registry mode on that cluster (reused: the fixture made it)."""
-    measured = pull_vs_load(registry_run, [registry_run.pushed[0].local, registry_run.settings.database.image])
+    measured = pull_vs_load(registry_run, [registry_run.app.local, registry_run.settings.database.image])
     registry_run.figures.update(measured)
-    stage = KubernetesStage(registry_run.settings, run_id=secrets.token_hex(4),
-                            release=current_release(registry_run.settings.root))
+    stage = KubernetesStage(registry_run.settings, run_id=secrets.token_hex(4), release=registry_run.release)
     try:
         stage.up()
         yield stage
@@ -145,10 +155,10 @@ def image_ids(stage: KubernetesStage) -> dict[str, str]:
 def test_nothing_is_built_or_loaded_and_every_pod_image_is_pulled_from_the_registry(
         registry_stage: KubernetesStage, registry_run: RegistryRun) -> None:
     assert "images (build or cache)" not in registry_stage.timings
-    assert registry_stage.app_image == registry_run.pushed[0].remote
+    assert registry_stage.app_image == registry_run.on_nodes(registry_run.app)
     pulled = image_ids(registry_stage)
-    app, database = registry_run.pushed[0], registry_run.remote(registry_run.settings.database.image)
-    assert pulled.get(app.remote, "").endswith(app.digest), f"app not pulled from the registry: {pulled}"
+    app, database = registry_run.app, registry_run.remote(registry_run.settings.database.image)
+    assert pulled.get(registry_stage.app_image, "").endswith(app.digest), f"app not pulled from the registry: {pulled}"
     db_ref = next(ref for ref in pulled if ref.endswith(registry_run.settings.database.image))
     assert pulled[db_ref].endswith(database.digest), f"database not pulled through the mirror: {pulled}"
 
@@ -162,17 +172,16 @@ def test_the_contract_holds_in_registry_mode(registry_stage: KubernetesStage) ->
 
 
 def test_an_image_named_by_digest_runs(registry_stage: KubernetesStage, registry_run: RegistryRun) -> None:
-    app = registry_run.pushed[0]
-    by_digest = f"{app.remote.rsplit(':', 1)[0]}@{app.digest}"
+    by_digest = f"{registry_run.on_nodes(registry_run.app).rsplit(':', 1)[0]}@{registry_run.app.digest}"
     ok, log = pods.run_probe_pod(registry_stage.api, registry_stage.namespace, image=by_digest,
                                  labels={"app.kubernetes.io/name": "digest-probe"}, script="print('by digest')",
                                  timeout=registry_stage.spec.check_timeout)
     assert ok and "by digest" in log, log
 
 
-def test_pulls_need_the_credentials(registry_run: RegistryRun) -> None:
+def test_pulls_need_the_credentials(registry_run: RegistryRun, registry_stage: KubernetesStage) -> None:
     """The registry really checks them: an anonymous pull on a node is refused."""
     assert registry_run.target.kind_cluster is not None
     node = registry_run.target.kind_cluster.node_containers()[0]
-    anonymous = run(["docker", "exec", node, *CRICTL, "pull", registry_run.pushed[0].remote], check=False)
+    anonymous = run(["docker", "exec", node, *CRICTL, "pull", registry_run.on_nodes(registry_run.app)], check=False)
     assert anonymous.returncode != 0 and "401" in anonymous.stderr + anonymous.stdout, anonymous.stderr

@@ -103,12 +103,23 @@ def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
 def test_a_registry_mirror_reaches_every_node(tmp_path: Path) -> None:
     from harness.kind import CERTS_DIR, RegistryMirror
 
-    mirror = RegistryMirror("http://172.18.0.1:5000", ("127.0.0.1:5000", "docker.io"))
+    mirror = RegistryMirror("http://172.18.0.1:5000", mirror_for=("docker.io",), credentials=("team", "pw"))
     rendered = render_config("mirrored", nodes=3, mirror=mirror)
     config = yaml.safe_load(rendered.path.read_text())
     assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
     mounts = [node["extraMounts"] for node in config["nodes"]]
     assert len(mounts) == 3 and all(m[0]["containerPath"] == CERTS_DIR for m in mounts)
     hosts = Path(mounts[0][0]["hostPath"])
-    assert (hosts / "docker.io" / "hosts.toml").read_text().startswith('server = "https://registry-1.docker.io"')
-    assert '[host."http://172.18.0.1:5000"]' in (hosts / "127.0.0.1:5000" / "hosts.toml").read_text()
+    docker_io = (hosts / "docker.io" / "hosts.toml").read_text()
+    assert docker_io.startswith('server = "https://registry-1.docker.io"')
+    assert '[host."http://172.18.0.1:5000"]' in docker_io and 'Authorization = "Basic dGVhbTpwdw=="' in docker_io
+    assert (hosts / "172.18.0.1:5000" / "hosts.toml").read_text() == 'server = "http://172.18.0.1:5000"\n'
+
+
+def test_nodes_pull_from_the_endpoint_host_when_they_reach_the_registry_elsewhere() -> None:
+    from harness.config import ImageSettings
+
+    images = ImageSettings.model_validate(
+        {"app": {"tag": "t", "dockerfile": "stages/docker/Dockerfile"}, "registry": "127.0.0.1:5000/team",
+         "registry_endpoint": "http://172.18.0.1:5000"}, context={"root": ROOT})
+    assert images.pull_prefix == "172.18.0.1:5000/team"
