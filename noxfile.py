@@ -138,8 +138,8 @@ def external(session: nox.Session) -> None:
         env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines() if "=" in line)
         pushed = str(session.run("stageproof", "images", "push", env=env, silent=True))
         print(pushed)
-        env["STAGEPROOF_K8S_APP_IMAGE"] = next(line.split(" ", 1)[1] for line in pushed.splitlines()
-                                               if line.startswith("app: "))
+        env["STAGEPROOF_K8S_APP_IMAGE"] = next(line.split()[1] for line in pushed.splitlines()
+                                               if line.startswith("app: "))  # by digest
         before = str(state / "before.json")
         session.run("python", "-m", "harness.k8s.snapshot", "save", before, env=env)
         session.run("pytest", "tests/k8s", "--ignore=tests/k8s/test_node_image.py",

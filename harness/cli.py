@@ -127,7 +127,7 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
         from harness.images.push import push_built
 
         for pushed in push_built(settings, node_image=args.with_kind_node):
-            print(f"{'stand-in' if pushed.stand_in else 'app'}: {pushed.remote}@{pushed.digest}")
+            print(f"{'stand-in' if pushed.stand_in else 'app'}: {pushed.by_digest}  ({pushed.remote})")
         return 0
     from harness.images.build import ensure_images
 

@@ -67,8 +67,9 @@ class RegistryMirror:
 
     def write_hosts(self, certs_dir: Path) -> Path:
         """`<certs_dir>/<host>/hosts.toml` per host, mounted into every node at CERTS_DIR."""
-        if self.own:
-            self._write(certs_dir, self.endpoint.split("://", 1)[1], f'server = "{self.endpoint}"\n')
+        if self.own:  # kind's documented local-registry form: the server, and itself as a host
+            self._write(certs_dir, self.endpoint.split("://", 1)[1], f'server = "{self.endpoint}"\n\n'
+                        f'[host."{self.endpoint}"]\n  capabilities = ["pull", "resolve"]\n')
         header = ""
         if self.credentials is not None:
             token = base64.b64encode(":".join(self.credentials).encode()).decode()

@@ -36,6 +36,11 @@ class Pushed:
     #: true when `remote` names an upstream image that `local` only stands in for
     stand_in: bool
 
+    @property
+    def by_digest(self) -> str:
+        """`<registry>/<name>@sha256:...`: the pushed content, whatever the tag points at later."""
+        return f"{self.remote.rsplit(':', 1)[0]}@{self.digest}"
+
 
 def upstream_path(ref: str) -> str:
     """`mysql:8.4` -> `library/mysql:8.4`: the path a `docker.io` mirror is asked for."""
