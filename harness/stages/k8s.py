@@ -87,6 +87,13 @@ class KubernetesStage(Stage):
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
 
     @classmethod
+    def capabilities_for(cls, settings: Settings) -> frozenset[str]:
+        """On a cluster stageproof did not create it installs no ingress controller."""
+        spec = settings.stages.k8s
+        theirs = spec is not None and cluster.user_context(spec) is not None
+        return cls.capabilities - {"ingress_url"} if theirs else cls.capabilities
+
+    @classmethod
     def reap(cls, settings: Settings) -> list[str]:
         """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made);
         on a cluster it did not make, only its own namespace (labelled ours), never the cluster."""

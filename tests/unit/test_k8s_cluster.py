@@ -123,3 +123,14 @@ def test_nodes_pull_from_the_endpoint_host_when_they_reach_the_registry_elsewher
         {"app": {"tag": "t", "dockerfile": "stages/docker/Dockerfile"}, "registry": "127.0.0.1:5000/team",
          "registry_endpoint": "http://172.18.0.1:5000"}, context={"root": ROOT})
     assert images.pull_prefix == "172.18.0.1:5000/team"
+
+
+def test_the_ingress_check_is_not_applicable_on_a_cluster_stageproof_did_not_create() -> None:
+    from harness.stages.k8s import KubernetesStage
+
+    ours = load_settings(ROOT / "stageproof.toml", {})
+    theirs = load_settings(ROOT / "stageproof.toml", {"STAGEPROOF_K8S_CONTEXT": "team",
+                                                      "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"})
+    assert "ingress_url" in KubernetesStage.capabilities_for(ours)
+    assert "ingress_url" not in KubernetesStage.capabilities_for(theirs)
+    assert "kill_instance" in KubernetesStage.capabilities_for(theirs)
