@@ -15,7 +15,7 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "examples", "diff"]
+nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "external", "examples", "diff"]
 
 PYTHON = "3.11"
 
@@ -118,6 +118,37 @@ def compose(session: nox.Session) -> None:
 def k8s(session: nox.Session) -> None:
     """A kind cluster: the node image checks, the contract, then pod kill, scaling and rollout."""
     _pytest(session, "tests/k8s")
+
+
+@nox.session(python=PYTHON, tags=["slow", "cluster", "registry"])
+def external(session: nox.Session) -> None:
+    """The path real teams take. Registry mode on a kind cluster stageproof makes (tests/registry),
+    then the k8s suite on a 3-node cluster it did NOT make (scripts/external-cluster.sh, with the
+    team's registry), pointed at by kubeconfig + context; a snapshot proves the cluster and its
+    other namespaces untouched after the run and `stageproof down --all`. The cluster is deleted
+    whatever happens (`$STAGEPROOF_EXTERNAL_CLUSTER` names it)."""
+    _install(session)
+    session.run("pytest", "tests/registry", f"--stageproof-report=reports/{session.name}-registry.json",
+                *session.posargs, interrupt_timeout=None)
+    state = Path(session.create_tmp()).resolve() / "external-cluster"
+    name = os.environ.get("STAGEPROOF_EXTERNAL_CLUSTER", "stageproof-external")
+    script = ["bash", "scripts/external-cluster.sh"]
+    try:
+        session.run(*script, "up", str(state), name, external=True)
+        env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines() if "=" in line)
+        pushed = str(session.run("stageproof", "images", "push", env=env, silent=True))
+        print(pushed)
+        env["STAGEPROOF_K8S_APP_IMAGE"] = next(line.split()[1] for line in pushed.splitlines()
+                                               if line.startswith("app: "))  # by digest
+        before = str(state / "before.json")
+        session.run("python", "-m", "harness.k8s.snapshot", "save", before, env=env)
+        session.run("pytest", "tests/k8s", "--ignore=tests/k8s/test_node_image.py",
+                    f"--stageproof-report=reports/{session.name}.json", *session.posargs, env=env,
+                    interrupt_timeout=None)
+        session.run("stageproof", "down", "--all", env=env)
+        session.run("python", "-m", "harness.k8s.snapshot", "check", before, env=env)
+    finally:
+        session.run(*script, "down", str(state), name, external=True)
 
 
 @nox.session(python=PYTHON, tags=["images"])

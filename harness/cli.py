@@ -123,6 +123,12 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
 
         print(ensure_kind_node_image(force=args.force))
         return 0
+    if args.what == "push":
+        from harness.images.push import push_built
+
+        for pushed in push_built(settings, node_image=args.with_kind_node):
+            print(f"{'stand-in' if pushed.stand_in else 'app'}: {pushed.by_digest}  ({pushed.remote})")
+        return 0
     from harness.images.build import ensure_images
 
     images = ensure_images(settings, force=args.force)
@@ -161,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("first", type=Path, help="the reference: <report>.recording.<stage>.json")
     diff.add_argument("second", type=Path, help="the recording held to it")
     diff.set_defaults(func=cmd_diff, needs_config=False)
-    images = sub.add_parser("images", help="build the images the stages need (cached)")
-    images.add_argument("what", choices=["build", "kind-node"])
+    images = sub.add_parser("images", help="build the images the stages need (cached); push: to [images] registry")
+    images.add_argument("what", choices=["build", "kind-node", "push"])
     images.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    images.add_argument("--with-kind-node", action="store_true",
+                        help="push: also our kind node image (a stand-in for kindest/node)")
     images.set_defaults(func=cmd_images)
     return parser
 

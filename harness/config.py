@@ -176,11 +176,57 @@ class AppImage(_Section):
         return self.name or self.tag
 
 
+RegistryHost = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._/-]+)?$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class ImageSettings(_Section):
     airgap: Literal["auto", "always", "never"] = "auto"
     app: AppImage
     #: upstream image -> the local recipe that stands in for it when no registry answers
     substitute: dict[str, Literal["python", "mysql"]] = Field(default_factory=dict)
+    #: registry mode: `host[:port][/prefix]`, where stageproof pushes its images and the k8s stage
+    #: pulls them from (`<registry>/<images.app.tag>:<release>`, `<registry>/kindest/node:<version>`;
+    #: on `registry_endpoint`'s host when that is set)
+    registry: RegistryHost | None = None
+    #: where the kind nodes stageproof creates reach that registry, when not at its own address
+    #: (e.g. `http://<kind network gateway>:<port>`: a node's 127.0.0.1 is not this machine's)
+    registry_endpoint: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
+    #: upstream registries (e.g. "docker.io") the kind nodes pull through `registry` instead
+    mirror_for: list[RegistryHost] = Field(default_factory=list)
+    #: the NAMES of the environment variables that hold the registry's credentials (never the values)
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _registry_keys(self) -> ImageSettings:
+        if self.registry is None:
+            needs = [key for key in ("registry_endpoint", "username_env", "password_env") if getattr(self, key)]
+            if needs or self.mirror_for:
+                raise ValueError(f"{(needs or ['mirror_for'])[0]}: needs images.registry")
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("username_env, password_env: give both or neither")
+        return self
+
+    @property
+    def pull_prefix(self) -> str | None:
+        """What the cluster pulls stageproof's images as: `registry`, on the endpoint's host when
+        the nodes reach it elsewhere (image host = the host they contact: credentials match)."""
+        if self.registry is None or self.registry_endpoint is None:
+            return self.registry
+        path = self.registry.partition("/")[2]
+        endpoint_host = self.registry_endpoint.split("://", 1)[1]
+        return f"{endpoint_host}/{path}" if path else endpoint_host
+
+    def credentials(self, env: Mapping[str, str]) -> tuple[str, str] | None:
+        """(username, password) read from the variables the config names; a missing one is an error."""
+        if self.username_env is None or self.password_env is None:
+            return None
+        missing = [name for name in (self.username_env, self.password_env) if not env.get(name)]
+        if missing:
+            key = "username_env" if missing[0] == self.username_env else "password_env"
+            raise ConfigError(f"images.{key}: ${missing[0]} is not set (it holds the registry's credentials)")
+        return env[self.username_env], env[self.password_env]
 
 
 class LocalSettings(_Section):
@@ -231,8 +277,7 @@ class K8sSettings(_Section):
     base_url: str | None = None
     # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
     check_timeout: Seconds = 180
-    # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry);
-    # $STAGEPROOF_K8S_APP_IMAGE overrides it.
+    # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry).
     app_image: str | None = None
 
     _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
@@ -268,6 +313,8 @@ class StageSettings(_Section):
 
 class Settings(_Section):
     root: Path
+    #: the registry credentials, read from the variables `images.*_env` name (never from the file)
+    registry_credentials: tuple[str, str] | None = Field(None, repr=False)
     app: AppSettings
     database: DatabaseSettings
     contract: ContractSettings
@@ -305,13 +352,21 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raise ConfigError(f"{source}: not valid TOML: {err}") from err
     settings = parse_settings(_apply_env(raw, env), root=source.parent, source=str(source))
     _check_contract_refs(settings, source=str(source))
-    return settings
+    return with_credentials(settings, env)
+
+
+def with_credentials(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """`settings` holding the registry credentials read from the variables `images.*_env` name."""
+    if settings.images is None or (found := settings.images.credentials(env)) is None:
+        return settings
+    return settings.model_copy(update={"registry_credentials": found})
 
 
 def parse_settings(raw: Mapping[str, Any], *, root: Path, source: str = "config") -> Settings:
     """Validate a parsed config mapping; relative paths are resolved against `root`."""
-    if "root" in raw:
-        raise ConfigError(f"{source}: root: unknown key")
+    for reserved in ("root", "registry_credentials"):
+        if reserved in raw:
+            raise ConfigError(f"{source}: {reserved}: unknown key")
     try:
         return Settings.model_validate({**raw, "root": root}, context={"root": root})
     except ValidationError as err:
@@ -347,13 +402,28 @@ def _check_contract_refs(settings: Settings, *, source: str) -> None:
         raise ConfigError(f"{source}: checks.persistence: case {name!r} needs steps (write, then read back)")
 
 
+#: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file
+K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image")
+#: images.<key> <- $<variable>: a registry whose address a run only learns when it starts
+REGISTRY_ENV = {"registry": "STAGEPROOF_REGISTRY", "registry_endpoint": "STAGEPROOF_REGISTRY_ENDPOINT"}
+
+
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL."""
+    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL,
+    STAGEPROOF_K8S_CONTEXT / _KUBECONFIG / _BASE_URL / _APP_IMAGE, STAGEPROOF_REGISTRY / _ENDPOINT."""
     raw = dict(raw)
+    k8s = {key: value for key in K8S_ENV_KEYS if (value := env.get(f"STAGEPROOF_K8S_{key.upper()}"))}
+    if k8s and isinstance(raw.get("stages", {}).get("k8s"), dict):
+        stages = dict(raw["stages"])
+        stages["k8s"] = {**stages["k8s"], **k8s}
+        raw["stages"] = stages
     airgap = env.get("STAGEPROOF_AIRGAP")
     if airgap is not None and "images" in raw:
         value = {"1": "always", "true": "always", "0": "never", "false": "never"}.get(airgap.lower(), airgap)
         raw["images"] = {**raw["images"], "airgap": value}
+    registry = {key: value for key, name in REGISTRY_ENV.items() if (value := env.get(name))}
+    if registry and "images" in raw:
+        raw["images"] = {**raw["images"], **registry}
     mysql_url = env.get("STAGEPROOF_LOCAL_MYSQL_URL")
     if mysql_url:
         stages = dict(raw.get("stages", {}))

@@ -7,6 +7,7 @@ leaves no container, volume or network behind.
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import shutil
@@ -52,13 +53,65 @@ class RenderedConfig:
         return self.host_ports[node_port]
 
 
+@dataclass(frozen=True)
+class RegistryMirror:
+    """How the nodes' containerd reaches a registry (`config_path` + one `hosts.toml` per host):
+    `endpoint` itself over plain http when `own` (the registry the images name), and every host of
+    `mirror_for` (e.g. docker.io) through `endpoint`. containerd sends a pod's pull secret only to
+    the host its image names, so a mirror gets the registry's credentials from `hosts.toml`."""
+
+    endpoint: str
+    own: bool = True
+    mirror_for: tuple[str, ...] = ()
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
+
+    def write_hosts(self, certs_dir: Path) -> Path:
+        """`<certs_dir>/<host>/hosts.toml` per host, mounted into every node at CERTS_DIR."""
+        if self.own:  # kind's documented local-registry form: the server, and itself as a host
+            self._write(certs_dir, self.endpoint.split("://", 1)[1], f'server = "{self.endpoint}"\n\n'
+                        f'[host."{self.endpoint}"]\n  capabilities = ["pull", "resolve"]\n')
+        header = ""
+        if self.credentials is not None:
+            token = base64.b64encode(":".join(self.credentials).encode()).decode()
+            header = f'  [host."{self.endpoint}".header]\n    Authorization = "Basic {token}"\n'
+        for host in self.mirror_for:
+            server = "https://registry-1.docker.io" if host == "docker.io" else f"https://{host}"
+            self._write(certs_dir, host, f'server = "{server}"\n\n[host."{self.endpoint}"]\n'
+                                         f'  capabilities = ["pull", "resolve"]\n{header}')
+        return certs_dir
+
+    @staticmethod
+    def _write(certs_dir: Path, host: str, text: str) -> None:
+        folder = certs_dir / host
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "hosts.toml").write_text(text)
+
+
+CERTS_DIR = "/etc/containerd/certs.d"
+#: a kind `containerdConfigPatches` entry: containerd reads registry hosts from CERTS_DIR
+CONFIG_PATH_PATCH = f'[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "{CERTS_DIR}"\n'
+
+
+def with_mirror(config: dict[str, Any], certs_dir: Path) -> dict[str, Any]:
+    """`config` (a copy) whose nodes all mount `certs_dir` at CERTS_DIR and whose containerd uses it."""
+    config = copy.deepcopy(config)
+    config["containerdConfigPatches"] = [*(config.get("containerdConfigPatches") or []), CONFIG_PATH_PATCH]
+    for node in config["nodes"]:
+        node["extraMounts"] = [*(node.get("extraMounts") or []),
+                               {"hostPath": str(certs_dir), "containerPath": CERTS_DIR, "readOnly": True}]
+    return config
+
+
 def render_config(name: str, *, source: Path | None = None, nodes: int = 1, node_ports: Sequence[int] = (),
-                  host_ports: Mapping[int, int] | None = None) -> RenderedConfig:
+                  host_ports: Mapping[int, int] | None = None, mirror: RegistryMirror | None = None) -> RenderedConfig:
     """The team's kind config (`source`, else one control plane) made fit for stageproof, written
     into the cluster's cache dir: API server and `node_ports` on 127.0.0.1 only (free host ports
-    unless `host_ports` names them), and `nodes - 1` workers when the file lists none."""
+    unless `host_ports` names them), `nodes - 1` workers when the file lists none, and the
+    registry `mirror` in every node's containerd."""
     chosen = {port: (host_ports or {}).get(port) or free_port() for port in node_ports}
     config = with_overrides(load_config(source), nodes=nodes, host_ports=chosen)
+    if mirror is not None:
+        config = with_mirror(config, mirror.write_hosts(cache_dir("kind", name) / "certs.d"))
     path = cache_dir("kind", name) / "kind.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return RenderedConfig(path, chosen)

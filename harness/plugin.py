@@ -154,7 +154,7 @@ def _applicable(item: pytest.Item) -> bool:
 
 def _why_not(item: pytest.Item, stage: str, settings: Settings) -> str | None:
     required = item.get_closest_marker("requires")
-    missing = sorted(set(required.args) - get_stage(stage).capabilities) if required else []
+    missing = sorted(set(required.args) - get_stage(stage).capabilities_for(settings)) if required else []
     if missing:
         return f"the stage cannot {', '.join(missing)}"
     needed = item.get_closest_marker("needs")

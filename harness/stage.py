@@ -75,6 +75,11 @@ class Stage:
         """Remove what killed runs of this stage left behind (by run label); returns what went."""
         return []
 
+    @classmethod
+    def capabilities_for(cls, settings: Settings) -> frozenset[str]:
+        """What the stage can do with these settings (e.g. not on a cluster it did not create)."""
+        return cls.capabilities
+
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
 

@@ -7,7 +7,6 @@ Only a cluster this run created is ever deleted; on any other the stage removes 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,10 +19,6 @@ from harness.k8s.manifests import Kubectl
 from harness.run import run
 
 log = logging.getLogger("stageproof.k8s")
-
-CONTEXT_ENV = "STAGEPROOF_K8S_CONTEXT"
-KUBECONFIG_ENV = "STAGEPROOF_K8S_KUBECONFIG"
-BASE_URL_ENV = "STAGEPROOF_K8S_BASE_URL"
 
 
 @dataclass
@@ -60,17 +55,17 @@ class Target:
         return self.kind_cluster.logs() if self.kind_cluster is not None else ""
 
 
-def user_context(spec: K8sSettings, environ: dict[str, str] | None = None) -> tuple[str, Path | None, str] | None:
-    """(context, kubeconfig, base_url) when the user points at an existing cluster, else None."""
-    env = os.environ if environ is None else environ
-    context = env.get(CONTEXT_ENV) or spec.context
+def user_context(spec: K8sSettings) -> tuple[str, Path | None, str] | None:
+    """(context, kubeconfig, base_url) when the user points at an existing cluster (the file, or
+    $STAGEPROOF_K8S_CONTEXT and friends through harness/config.py), else None."""
+    context = spec.context
     if not context:
         return None
-    base_url = env.get(BASE_URL_ENV) or spec.base_url
+    base_url = spec.base_url
     if not base_url:
-        raise ConfigError(f"stages.k8s.context={context!r} needs stages.k8s.base_url (or ${BASE_URL_ENV}): "
+        raise ConfigError(f"stages.k8s.context={context!r} needs stages.k8s.base_url ($STAGEPROOF_K8S_BASE_URL): "
                           "where the app's Service answers from this machine, e.g. http://127.0.0.1:8080")
-    kubeconfig = env.get(KUBECONFIG_ENV) or spec.kubeconfig
+    kubeconfig = spec.kubeconfig
     return context, Path(kubeconfig).expanduser() if kubeconfig else None, base_url.rstrip("/")
 
 
@@ -84,7 +79,7 @@ def existing_cluster(spec: K8sSettings) -> Target:
     return Target(context, Kubectl(binary, kubeconfig, context), base_url)
 
 
-def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
+def kind_cluster(spec: K8sSettings, *, node_image: str, mirror: kind.RegistryMirror | None = None) -> Target:
     """Reuse the kind cluster `spec.cluster` if it exists (a `--keep` run left it), else create it."""
     cluster = kind.KindCluster(spec.cluster, node_image)
     target_timings: dict[str, float] = {}
@@ -95,7 +90,7 @@ def kind_cluster(spec: K8sSettings, *, node_image: str) -> Target:
         log.info("reusing kind cluster %s", spec.cluster)
     else:
         cluster.config = kind.render_config(spec.cluster, source=spec.kind_config, nodes=spec.nodes,
-                                            node_ports=[spec.node_port, spec.ingress_node_port]).path
+                                            node_ports=[spec.node_port, spec.ingress_node_port], mirror=mirror).path
         target_timings["cluster create"] = cluster.create()
     kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
     base_url = f"http://{host_port(spec.cluster, spec.node_port)}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from kubernetes import client
 
 from harness.errors import StageproofError
@@ -27,6 +30,15 @@ def create_fresh(api: Api, name: str, *, labels: dict[str, str], timeout: float)
     return bool(found)
 
 
+def delete_ours(api: Api, name: str, *, timeout: float) -> bool:
+    """Delete namespace `name` if stageproof labelled it (a killed run's); True if it did."""
+    found = api.core.list_namespace(field_selector=f"metadata.name={name}").items
+    if not found or (found[0].metadata.labels or {}).get(PART_OF) != OURS:
+        return False
+    delete(api, name, wait=True, timeout=timeout)
+    return True
+
+
 def delete(api: Api, name: str, *, wait: bool, timeout: float) -> None:
     """Pods go first without their grace period: nobody is served by a namespace being removed."""
     api.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
@@ -34,3 +46,22 @@ def delete(api: Api, name: str, *, wait: bool, timeout: float) -> None:
     if wait:
         watch_until(api.core.list_namespace, status.gone(name), what=f"namespace {name} to be deleted",
                     timeout=timeout, field_selector=f"metadata.name={name}")
+
+
+PULL_SECRET = "stageproof-registry"
+
+
+def add_pull_secret(api: Api, name: str, registry: str, credentials: tuple[str, str], *, timeout: float) -> None:
+    """A dockerconfigjson Secret for `registry`, named in the namespace's default ServiceAccount:
+    every pod of the team's manifests (unchanged) pulls with it."""
+    user, password = credentials
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    config = {"auths": {registry: {"username": user, "password": password, "auth": token}}}
+    secret = client.V1Secret(metadata=client.V1ObjectMeta(name=PULL_SECRET, labels={PART_OF: OURS}),
+                             type="kubernetes.io/dockerconfigjson",
+                             string_data={".dockerconfigjson": json.dumps(config)})
+    api.core.create_namespaced_secret(name, secret)
+    watch_until(api.core.list_namespaced_service_account, status.exists("default"),
+                what=f"service account default in namespace {name}", timeout=timeout, namespace=name,
+                field_selector="metadata.name=default")
+    api.core.patch_namespaced_service_account("default", name, {"imagePullSecrets": [{"name": PULL_SECRET}]})

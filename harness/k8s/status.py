@@ -101,6 +101,15 @@ def job_complete(name: str) -> Callable[[View], Any]:
     return check
 
 
+def exists(name: str) -> Callable[[View], Any]:
+    """`name` is in the view (e.g. a ServiceAccount its controller creates)."""
+    def check(view: View) -> Any:
+        if name not in view:
+            raise NotYet(f"{name} not created yet")
+        return view[name]
+    return check
+
+
 def gone(name: str) -> Callable[[View], None]:
     def check(view: View) -> None:
         if name in view:

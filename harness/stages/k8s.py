@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness import kind
 from harness.config import K8sSettings, Settings
 from harness.errors import CapabilityMissing, ConfigError, StageproofError
 from harness.k8s import addons, cluster, diagnostics, manifests, namespace, pods, rollout, status
@@ -33,7 +33,22 @@ from harness.stage import Deployment, Stage, register
 from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
-APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
+
+
+def registry_mode(settings: Settings) -> str | None:
+    """`[images] registry` unless air-gapped mode is forced: with a registry, nothing is built or loaded."""
+    images = settings.images
+    return images.registry if images is not None and images.registry and images.airgap != "always" else None
+
+
+def registry_mirror(settings: Settings) -> kind.RegistryMirror | None:
+    """What the nodes of a kind cluster stageproof creates pull through `[images] registry`."""
+    images = settings.images
+    if images is None or images.registry is None or registry_mode(settings) is None:
+        return None
+    host = images.registry.split("/")[0]
+    return kind.RegistryMirror(images.registry_endpoint or f"https://{host}", own=images.registry_endpoint is not None,
+                               mirror_for=tuple(images.mirror_for), credentials=settings.registry_credentials)
 
 
 @register("k8s")
@@ -72,10 +87,24 @@ class KubernetesStage(Stage):
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
-        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made)."""
+    def capabilities_for(cls, settings: Settings) -> frozenset[str]:
+        """On a cluster stageproof did not create it installs no ingress controller."""
         spec = settings.stages.k8s
-        if spec is None or cluster.user_context(spec) or shutil.which("kind") is None:
+        theirs = spec is not None and cluster.user_context(spec) is not None
+        return cls.capabilities - {"ingress_url"} if theirs else cls.capabilities
+
+    @classmethod
+    def reap(cls, settings: Settings) -> list[str]:
+        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made);
+        on a cluster it did not make, only its own namespace (labelled ours), never the cluster."""
+        spec = settings.stages.k8s
+        if spec is None:
+            return []
+        if (theirs := cluster.user_context(spec)) is not None:
+            context, kubeconfig, _ = theirs
+            removed = namespace.delete_ours(connect(kubeconfig, context), spec.namespace, timeout=spec.up_timeout)
+            return [f"namespace {spec.namespace} on {context}"] if removed else []
+        if shutil.which("kind") is None:
             return []
         return [f"kind cluster {spec.cluster}"] if cluster.delete_leftover(spec) else []
 
@@ -163,12 +192,20 @@ class KubernetesStage(Stage):
 
     def _images(self) -> list[str]:
         """The images the cluster must hold: built (app, database, substitutes) unless the user
-        names the app image ($STAGEPROOF_K8S_APP_IMAGE, stages.k8s.app_image): then that one, if local."""
-        given = os.environ.get(APP_IMAGE_ENV) or self.spec.app_image
+        names the app image (stages.k8s.app_image, $STAGEPROOF_K8S_APP_IMAGE): then that one, if local."""
+        given = self.spec.app_image
         if given:
             self.app_image = given
             return [given] if run(["docker", "image", "inspect", given], check=False).returncode == 0 else []
         if self.settings.images is None:
+            return []
+        if (registry := registry_mode(self.settings)) is not None:
+            from harness.images.build import release_tag
+
+            prefix = self.settings.images.pull_prefix or registry
+            self.app_image = f"{prefix}/{self.settings.images.app.tag}:{release_tag(self.release)}"
+            print(f"[stageproof] k8s: registry mode: nothing built or loaded; the nodes pull {self.app_image} "
+                  f"and the manifests' images through {registry}", flush=True)
             return []
         from harness.images.build import ensure_images  # heavy: only when the stage really runs
 
@@ -203,13 +240,19 @@ class KubernetesStage(Stage):
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
             return cluster.existing_cluster(self.spec)
-        return cluster.kind_cluster(self.spec, node_image=self._node_image())
+        return cluster.kind_cluster(self.spec, node_image=self._node_image(), mirror=registry_mirror(self.settings))
 
     def _node_image(self) -> str:
-        """Ours, built from source, when no registry answers; with one, kind's default ("")."""
+        """Ours, built from source, when no registry answers; pulled from `[images] registry` in
+        registry mode (our node image pushed there as a stand-in for kindest/node); else kind's default ("")."""
         from harness.images.build import use_airgap
         from harness.images.kind_node import ensure_kind_node_image
 
+        if (registry := registry_mode(self.settings)) is not None:
+            from harness.images.kind_node_recipe import load_versions
+            from harness.images.push import kind_node_name
+
+            return f"{registry}/{kind_node_name(load_versions().kubernetes)}"  # Docker on this machine pulls it
         if self.settings.images is not None and not use_airgap(self.settings.images):
             return ""
         with self._timed("kind node image (build or cache)"):
@@ -221,6 +264,10 @@ class KubernetesStage(Stage):
         if namespace.create_fresh(self.api, self.namespace, labels={manifests.RUN_LABEL: self.run_id},
                                   timeout=self.spec.up_timeout):
             self._record("delete the previous run's namespace", time.monotonic() - started)
+        images = self.settings.images
+        if images is not None and images.registry and self.settings.registry_credentials:
+            namespace.add_pull_secret(self.api, self.namespace, (images.pull_prefix or images.registry).split("/")[0],
+                                      self.settings.registry_credentials, timeout=self.spec.up_timeout)
 
     def _apply(self, release: str) -> None:
         assert self._target is not None and self._theirs is not None

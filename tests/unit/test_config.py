@@ -122,3 +122,43 @@ def test_the_example_app_config_loads() -> None:
     settings = load_settings(ROOT / "examples" / "guestbook" / "stageproof.toml", env={})
     assert not settings.app.port_from_env and settings.app.port == 5000
     assert settings.not_applicable("local-sqlite") and settings.not_applicable("docker") is None
+
+
+# -- registry mode ----------------------------------------------------------------------------
+def with_images(**keys: object) -> dict:
+    raw = reference()
+    raw["images"] = {**raw["images"], **keys}
+    return raw
+
+
+def test_registry_keys_need_a_registry() -> None:
+    with pytest.raises(ConfigError, match=r"images: registry_endpoint: needs images\.registry"):
+        parse_settings(with_images(registry_endpoint="http://172.18.0.1:5000"), root=ROOT)
+
+
+def test_a_bad_registry_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"images\.registry: String should match"):
+        parse_settings(with_images(registry="http://127.0.0.1:5000"), root=ROOT)
+
+
+def test_credentials_come_by_variable_name_both_or_neither() -> None:
+    with pytest.raises(ConfigError, match=r"username_env, password_env: give both or neither"):
+        parse_settings(with_images(registry="127.0.0.1:5000", username_env="REG_USER"), root=ROOT)
+    with pytest.raises(ConfigError, match=r"images\.password_env: String should match"):
+        parse_settings(with_images(registry="127.0.0.1:5000", username_env="U", password_env="not a name"), root=ROOT)
+
+
+def test_credentials_are_read_from_the_named_variables() -> None:
+    settings = parse_settings(with_images(registry="127.0.0.1:5000", username_env="REG_USER",
+                                          password_env="REG_PASS"), root=ROOT)
+    assert settings.images is not None
+    with pytest.raises(ConfigError, match=r"images\.password_env: \$REG_PASS is not set"):
+        settings.images.credentials({"REG_USER": "team"})
+    assert settings.images.credentials({"REG_USER": "team", "REG_PASS": "s3cret"}) == ("team", "s3cret")
+
+
+def test_credentials_are_never_read_from_the_file() -> None:
+    raw = reference()
+    raw["registry_credentials"] = ["team", "s3cret"]
+    with pytest.raises(ConfigError, match=r"registry_credentials: unknown key"):
+        parse_settings(raw, root=ROOT)

@@ -244,3 +244,11 @@ def test_a_go_build_that_misses_a_binary_is_not_cached(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="did not produce \\['tool'\\]"):
         cached_build(tmp_path / "tool-k", "k", ["tool"], lambda into: None)
     assert not (tmp_path / "tool-k" / ".complete").exists()
+
+
+def test_stand_ins_are_pushed_under_the_path_a_docker_io_mirror_is_asked_for() -> None:
+    from harness.images.push import upstream_path
+
+    assert upstream_path("mysql:8.4") == "library/mysql:8.4"
+    assert upstream_path("docker.io/library/python:3.11-slim") == "library/python:3.11-slim"
+    assert upstream_path("kindest/node:v1.34.4") == "kindest/node:v1.34.4"

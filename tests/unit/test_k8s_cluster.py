@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.config import K8sSettings
+from harness.config import K8sSettings, load_settings
 from harness.errors import ConfigError
 from harness.k8s.cluster import user_context
 from harness.kind import render_config
@@ -19,23 +19,25 @@ SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind"}, con
 
 
 def test_kind_is_the_default_target() -> None:
-    assert user_context(SPEC, {}) is None
+    assert user_context(SPEC) is None
 
 
 def test_a_named_context_needs_to_know_where_the_app_answers() -> None:
     with pytest.raises(ConfigError, match=r"needs stages\.k8s\.base_url"):
-        user_context(SPEC, {"STAGEPROOF_K8S_CONTEXT": "team-cluster"})
+        user_context(SPEC.model_copy(update={"context": "team-cluster"}))
 
 
 def test_the_environment_points_at_a_team_cluster() -> None:
     env = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_KUBECONFIG": "/etc/team.yaml",
-           "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080/"}
-    assert user_context(SPEC, env) == ("team", Path("/etc/team.yaml"), "http://127.0.0.1:8080")
+           "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080/", "STAGEPROOF_K8S_APP_IMAGE": "reg:5000/app:1"}
+    spec = load_settings(ROOT / "stageproof.toml", env).stages.k8s
+    assert spec is not None and spec.app_image == "reg:5000/app:1"
+    assert user_context(spec) == ("team", Path("/etc/team.yaml"), "http://127.0.0.1:8080")
 
 
 def test_the_config_file_can_name_the_context_too() -> None:
     spec = SPEC.model_copy(update={"context": "team", "base_url": "http://127.0.0.1:9000"})
-    assert user_context(spec, {}) == ("team", None, "http://127.0.0.1:9000")
+    assert user_context(spec) == ("team", None, "http://127.0.0.1:9000")
 
 
 # -- the kind config -------------------------------------------------------------------------
@@ -96,3 +98,39 @@ def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
     source.write_text("apiVersion: v1\nkind: ConfigMap\n")
     with pytest.raises(ConfigError, match=r"stages\.k8s\.kind_config: .* is not a kind config"):
         render_config("c5", source=source, node_ports=[30080])
+
+
+def test_a_registry_mirror_reaches_every_node(tmp_path: Path) -> None:
+    from harness.kind import CERTS_DIR, RegistryMirror
+
+    mirror = RegistryMirror("http://172.18.0.1:5000", mirror_for=("docker.io",), credentials=("team", "pw"))
+    rendered = render_config("mirrored", nodes=3, mirror=mirror)
+    config = yaml.safe_load(rendered.path.read_text())
+    assert 'config_path = "/etc/containerd/certs.d"' in config["containerdConfigPatches"][0]
+    mounts = [node["extraMounts"] for node in config["nodes"]]
+    assert len(mounts) == 3 and all(m[0]["containerPath"] == CERTS_DIR for m in mounts)
+    hosts = Path(mounts[0][0]["hostPath"])
+    docker_io = (hosts / "docker.io" / "hosts.toml").read_text()
+    assert docker_io.startswith('server = "https://registry-1.docker.io"')
+    assert '[host."http://172.18.0.1:5000"]' in docker_io and 'Authorization = "Basic dGVhbTpwdw=="' in docker_io
+    assert (hosts / "172.18.0.1:5000" / "hosts.toml").read_text().startswith('server = "http://172.18.0.1:5000"\n')
+
+
+def test_nodes_pull_from_the_endpoint_host_when_they_reach_the_registry_elsewhere() -> None:
+    from harness.config import ImageSettings
+
+    images = ImageSettings.model_validate(
+        {"app": {"tag": "t", "dockerfile": "stages/docker/Dockerfile"}, "registry": "127.0.0.1:5000/team",
+         "registry_endpoint": "http://172.18.0.1:5000"}, context={"root": ROOT})
+    assert images.pull_prefix == "172.18.0.1:5000/team"
+
+
+def test_the_ingress_check_is_not_applicable_on_a_cluster_stageproof_did_not_create() -> None:
+    from harness.stages.k8s import KubernetesStage
+
+    ours = load_settings(ROOT / "stageproof.toml", {})
+    theirs = load_settings(ROOT / "stageproof.toml", {"STAGEPROOF_K8S_CONTEXT": "team",
+                                                      "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"})
+    assert "ingress_url" in KubernetesStage.capabilities_for(ours)
+    assert "ingress_url" not in KubernetesStage.capabilities_for(theirs)
+    assert "kill_instance" in KubernetesStage.capabilities_for(theirs)
