@@ -231,6 +231,8 @@ class K8sSettings(_Section):
     base_url: str | None = None
     # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
     check_timeout: Seconds = 180
+    #: how long a run waits for another live run that owns the same cluster (or context + namespace)
+    lock_timeout: Seconds = 1800
     # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry);
     # $STAGEPROOF_K8S_APP_IMAGE overrides it.
     app_image: str | None = None
@@ -347,9 +349,17 @@ def _check_contract_refs(settings: Settings, *, source: str) -> None:
         raise ConfigError(f"{source}: checks.persistence: case {name!r} needs steps (write, then read back)")
 
 
+#: environment variables that override a [stages.k8s] key (a test's own cluster, a smaller one)
+K8S_ENV = {"STAGEPROOF_K8S_CLUSTER": "cluster", "STAGEPROOF_K8S_NODES": "nodes"}
+
+
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL."""
+    """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL,
+    STAGEPROOF_K8S_CLUSTER, STAGEPROOF_K8S_NODES."""
     raw = dict(raw)
+    k8s = {key: env[name] for name, key in K8S_ENV.items() if env.get(name)}
+    if k8s and "k8s" in raw.get("stages", {}):
+        raw["stages"] = {**raw["stages"], "k8s": {**raw["stages"]["k8s"], **k8s}}
     airgap = env.get("STAGEPROOF_AIRGAP")
     if airgap is not None and "images" in raw:
         value = {"1": "always", "true": "always", "0": "never", "false": "never"}.get(airgap.lower(), airgap)

@@ -2,13 +2,17 @@
 
 A `KindCluster` only ever deletes a cluster it created itself (`created`), keeps its kubeconfig
 in the cache dir instead of ~/.kube/config, and runs on its own Docker network, so deleting it
-leaves no container, volume or network behind.
+leaves no container, volume or network behind. It marks the cluster as stageproof's (`owner.json`
+in its cache dir) *before* `kind create`, so a cluster half-made by a killed run is still known
+as ours and can be reaped.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +30,9 @@ from harness.run import run
 log = logging.getLogger("stageproof.kind")
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+OWNER_MARKER = "owner.json"
+KEPT_MARKER = "kept.json"
+SETTLE_SECONDS = 1.0  # a node container a killed `kind create` asked for may appear this late
 #: one control plane, what kind makes without a config (stageproof adds its port mapping)
 DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
                                   "nodes": [{"role": "control-plane"}]}
@@ -34,6 +41,11 @@ DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.i
 def exists(name: str) -> bool:
     """True when kind knows a cluster called `name`."""
     return name in run(["kind", "get", "clusters"]).stdout.split()
+
+
+def state_dir(cluster: str) -> Path:
+    """Where a cluster's kubeconfig, kind config, kubectl and markers live (not created here)."""
+    return cache_dir("kind") / cluster
 
 
 def network_name(cluster: str) -> str:
@@ -110,15 +122,34 @@ class KindCluster:
     name: str
     image: str
     config: Path | None = None
+    run_id: str = ""
     created: bool = field(default=False, init=False)
 
     @property
+    def state_dir(self) -> Path:
+        return state_dir(self.name)
+
+    @property
     def kubeconfig(self) -> Path:
-        return cache_dir("kind", self.name) / "kubeconfig"
+        return self.state_dir / "kubeconfig"
 
     @property
     def network(self) -> str:
         return network_name(self.name)
+
+    @property
+    def ours(self) -> bool:
+        """Made by stageproof: marked before its creation began (or, made by an older version,
+        its kubeconfig is in our cache)."""
+        return (self.state_dir / OWNER_MARKER).exists() or self.kubeconfig.exists()
+
+    @property
+    def kept(self) -> bool:
+        """Left up on purpose (`--keep`, `up --detach`): the next run reuses it, `down` removes it."""
+        return (self.state_dir / KEPT_MARKER).exists()
+
+    def mark_kept(self) -> None:
+        _write_marker(self.state_dir / KEPT_MARKER, self.run_id)
 
     def _env(self) -> dict[str, str]:
         return {"KIND_EXPERIMENTAL_DOCKER_NETWORK": self.network}
@@ -134,21 +165,32 @@ class KindCluster:
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        _write_marker(self.state_dir / OWNER_MARKER, self.run_id)  # before kind makes anything
         self.created = True  # even a failed create leaves containers behind for delete()
         run(cmd, env=self._env(), timeout=timeout)
         return time.monotonic() - started
 
     def delete(self) -> None:
-        """Delete the cluster and its network, only if this object created them."""
+        """Delete the cluster, its network and its cache folder, only if this object created them;
+        also a half-made cluster (no kubeconfig yet, a node container that appeared late)."""
         if not self.created:
             log.info("not deleting kind cluster %s: not created by us", self.name)
             return
         run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
             env=self._env())
+        self._remove_stragglers()
+        time.sleep(SETTLE_SECONDS)
+        self._remove_stragglers()
         if run(["docker", "network", "inspect", self.network], check=False).returncode == 0:
             run(["docker", "network", "rm", self.network])
-        shutil.rmtree(cache_dir("kind", self.name), ignore_errors=True)  # kubeconfig, config, kubectl copy
+        shutil.rmtree(self.state_dir, ignore_errors=True)  # kubeconfig, config, kubectl copy, markers
         self.created = False
+
+    def _remove_stragglers(self) -> None:
+        """Node containers `kind delete` did not see (created after it listed them), with their volumes."""
+        if names := self.node_containers():
+            run(["docker", "rm", "--force", "--volumes", *names])
 
     def load_images(self, names: Sequence[str]) -> None:
         """Copy local Docker images into every node (`kind load docker-image`)."""
@@ -177,3 +219,10 @@ class KindCluster:
         proc = run(["docker", "exec", nodes[0], "journalctl", "--no-pager", "-n", "200", "-u", "kubelet",
                     "-u", "containerd"], check=False)
         return proc.stdout + proc.stderr
+
+
+def _write_marker(path: Path, run_id: str) -> None:
+    """A small JSON marker naming the run and process that wrote it (written whole, atomically)."""
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps({"run": run_id, "pid": os.getpid(), "at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
+    staged.replace(path)

@@ -72,12 +72,14 @@ class KubernetesStage(Stage):
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
-        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made)."""
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
+        """The kind cluster a killed run left (or, with `kept`, a `--keep` run): only one stageproof
+        made, never while its owner lives."""
         spec = settings.stages.k8s
         if spec is None or cluster.user_context(spec) or shutil.which("kind") is None:
             return []
-        return [f"kind cluster {spec.cluster}"] if cluster.delete_leftover(spec) else []
+        removed = cluster.delete_leftover(spec, kept=kept)
+        return [removed] if removed else []
 
     # -- the Stage protocol ---------------------------------------------------------------------
     def up(self) -> Deployment:
@@ -95,11 +97,20 @@ class KubernetesStage(Stage):
         target, api, self._target, self._api, self.deployment = self._target, self._api, None, None, None
         if target is None:
             return
-        if target.created:
-            target.delete()
-        elif api is not None:
-            log.info("cluster %s is not ours: deleting only namespace %s", target.name, self.namespace)
-            namespace.delete(api, self.namespace, wait=False, timeout=self.spec.up_timeout)
+        try:
+            if target.created:
+                target.delete()
+            elif api is not None:
+                log.info("cluster %s is not ours: deleting only namespace %s", target.name, self.namespace)
+                namespace.delete(api, self.namespace, wait=False, timeout=self.spec.up_timeout)
+        finally:
+            target.release()
+
+    def keep(self) -> None:
+        """Left up (`--keep`, `up --detach`): the next run reuses the cluster instead of reaping it."""
+        target, self._target = self._target, None
+        if target is not None:
+            target.keep()
 
     def logs(self) -> str:
         if self._api is None or self._target is None:
@@ -202,8 +213,8 @@ class KubernetesStage(Stage):
 
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
-            return cluster.existing_cluster(self.spec)
-        return cluster.kind_cluster(self.spec, node_image=self._node_image())
+            return cluster.existing_cluster(self.spec, run_id=self.run_id)
+        return cluster.kind_cluster(self.spec, node_image=self._node_image(), run_id=self.run_id)
 
     def _node_image(self) -> str:
         """Ours, built from source, when no registry answers; with one, kind's default ("")."""
