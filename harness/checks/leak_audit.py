@@ -220,13 +220,16 @@ class AuditResult:
     stage: str
     trigger: str
     run_id: str
-    cut_after: float  # seconds after the bring-up had begun
+    cut_after: float  # seconds after the bring-up had begun (or reached `moment`)
     stopped_in: float
     left: tuple[str, ...]
+    moment: str = ""
 
     def summary(self) -> str:
-        return (f"{self.stage} {self.trigger}: {len(self.left)} leftovers, stopped in {self.stopped_in:.1f} s "
-                f"(run {self.run_id}, cut {self.cut_after:.1f} s into the bring-up)")
+        when = f"{self.moment} had begun" if self.moment else "the bring-up had begun"
+        during = f" (during {self.moment})" if self.moment else ""
+        return (f"{self.stage}{during} {self.trigger}: {len(self.left)} leftovers, stopped in {self.stopped_in:.1f} s "
+                f"(run {self.run_id}, cut {self.cut_after:.1f} s after {when})")
 
 
 def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, within: float,
@@ -250,8 +253,7 @@ def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, with
         _cut(proc, trigger)
         stopped_in = wait_group_gone(proc)
         left = (*leftovers(run_id, groups), *watch.left())
-        label = f"{stage} (during {watch.moment})" if watch.moment else stage
-        return AuditResult(label, trigger, run_id, cut_after, stopped_in, tuple(left))
+        return AuditResult(stage, trigger, run_id, cut_after, stopped_in, tuple(left), watch.moment)
     finally:
         _kill_group(proc)
         if run_id and leftovers(run_id, groups):

@@ -35,8 +35,10 @@ def _spec(settings: Settings) -> K8sSettings:
     return spec
 
 
-@pytest.mark.parametrize("trigger", ["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("moment", list(MOMENTS))
+CUTS = [(moment, trigger) for moment in MOMENTS for trigger in ("SIGINT", "SIGTERM")] + [("cluster create", "SIGHUP")]
+
+
+@pytest.mark.parametrize(("moment", "trigger"), CUTS, ids=[f"{moment}-{trigger}" for moment, trigger in CUTS])
 def test_an_interrupted_k8s_run_leaves_nothing(moment: str, trigger: str, stageproof_settings: Settings,
                                                pytestconfig: pytest.Config, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str],
