@@ -6,7 +6,8 @@ the add-ons, render the team's manifests and apply them under the run's overlay
 (harness/k8s/manifests.py, plus an Ingress on kind), then wait (watch, not sleep) for the database,
 the seed Job if there is one and the web rollout, and hand the contract the NodePort that kind
 publishes on 127.0.0.1. Every failure carries pods, events,
-logs and `kubectl describe`. down() deletes only what this run created.
+logs and `kubectl describe`. down() deletes only what this run created, then lets go of the
+cluster (a run owns it by a lock: harness/k8s/cluster.py); with --keep it is marked kept instead.
 
 The stage knows the app only through `[stages.k8s]`: which Deployment serves it, which
 Deployment or StatefulSet is its database, which Job (if any) seeds it.
