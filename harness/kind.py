@@ -9,6 +9,7 @@ as ours and can be reaped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -26,6 +27,7 @@ from harness.cache import cache_dir
 from harness.errors import ConfigError, StageproofError
 from harness.net import LOOPBACK, free_port
 from harness.run import run
+from harness.wait import NotYet, wait_until
 
 log = logging.getLogger("stageproof.kind")
 
@@ -33,6 +35,8 @@ CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 OWNER_MARKER = "owner.json"
 KEPT_MARKER = "kept.json"
 SETTLE_SECONDS = 1.0  # a node container a killed `kind create` asked for may appear this late
+SWEEP_TIMEOUT = 180.0  # until every node container is gone (a busy daemon fails a kill now and then)
+FREEZER = Path("/sys/fs/cgroup/freezer")  # cgroup v1: where a killed runc can leave a cgroup FROZEN
 #: one control plane, what kind makes without a config (stageproof adds its port mapping)
 DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
                                   "nodes": [{"role": "control-plane"}]}
@@ -177,20 +181,27 @@ class KindCluster:
         if not self.created:
             log.info("not deleting kind cluster %s: not created by us", self.name)
             return
-        run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
-            env=self._env())
-        self._remove_stragglers()
-        time.sleep(SETTLE_SECONDS)
-        self._remove_stragglers()
+        deleted = run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
+                      env=self._env(), check=False)
+        if deleted.returncode != 0:
+            log.warning("kind delete cluster %s failed, removing its nodes by hand: %s", self.name,
+                        deleted.stderr.strip()[-300:])
+        for _ in range(2):  # once more after a pause: a node a killed `kind create` asked for may come late
+            wait_until(self._swept, what=f"the node containers of kind cluster {self.name} to be removed",
+                       timeout=SWEEP_TIMEOUT, interval=SETTLE_SECONDS, max_interval=5.0)
+            time.sleep(SETTLE_SECONDS)
         if run(["docker", "network", "inspect", self.network], check=False).returncode == 0:
             run(["docker", "network", "rm", self.network])
         shutil.rmtree(self.state_dir, ignore_errors=True)  # kubeconfig, config, kubectl copy, markers
         self.created = False
 
-    def _remove_stragglers(self) -> None:
-        """Node containers `kind delete` did not see (created after it listed them), with their volumes."""
+    def _swept(self) -> None:
+        """Remove the node containers still there (`kind delete` failed on them, or they came after
+        it listed them), with their volumes; NotYet while any is left."""
         if names := self.node_containers():
-            run(["docker", "rm", "--force", "--volumes", *names])
+            _thaw(names)
+            proc = run(["docker", "rm", "--force", "--volumes", *names], check=False)
+            raise NotYet(f"node containers {', '.join(names)} still there: {proc.stderr.strip()[-200:]}")
 
     def load_images(self, names: Sequence[str]) -> None:
         """Copy local Docker images into every node (`kind load docker-image`)."""
@@ -219,6 +230,21 @@ class KindCluster:
         proc = run(["docker", "exec", nodes[0], "journalctl", "--no-pager", "-n", "200", "-u", "kubelet",
                     "-u", "containerd"], check=False)
         return proc.stdout + proc.stderr
+
+
+def _thaw(containers: Sequence[str]) -> None:
+    """A runc killed half-way inside a node (cgroup v1) can leave a pod's cgroup FROZEN, and Docker
+    cannot kill a node holding frozen processes ("did not receive an exit event"): thaw them."""
+    pids = run(["docker", "inspect", "--format", "{{.State.Pid}}", *containers], check=False).stdout.split()
+    for pid in (pid for pid in pids if pid.isdigit() and pid != "0"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                if "freezer" in controllers.split(","):
+                    for state in (FREEZER / path.lstrip("/")).rglob("freezer.state"):
+                        if state.read_text().strip() == "FROZEN":
+                            log.warning("thawing %s, left frozen in node %s", state.parent, pid)
+                            state.write_text("THAWED")
 
 
 def _write_marker(path: Path, run_id: str) -> None:

@@ -9,12 +9,14 @@ network, its cache folder (kubeconfig, markers), its lock file, temporary folder
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from harness import kind
 from harness.checks.leak_audit import Watch, processes
+from harness.errors import StageproofError
 from harness.lock import lock_path
 from harness.run import run
 
@@ -61,9 +63,10 @@ class ClusterWatch(Watch):
         return found + processes(f"STAGEPROOF_K8S_CLUSTER={self.cluster}")
 
     def purge(self) -> None:
-        _docker("kind", "delete", "cluster", "--name", self.cluster)
-        if nodes := self._nodes():
-            _docker("docker", "rm", "--force", "--volumes", *nodes)
+        leftover = kind.KindCluster(self.cluster, image="")
+        leftover.created = True  # the audited run's, and that run is gone
+        with contextlib.suppress(StageproofError):
+            leftover.delete()  # nodes (thawed if need be), network, cache folder
         for volume in self._volumes:
             _docker("docker", "volume", "rm", "--force", volume)
         _docker("docker", "network", "rm", kind.network_name(self.cluster))
