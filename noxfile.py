@@ -15,7 +15,8 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "external", "examples", "diff"]
+nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "leaks", "external",
+                         "examples", "diff"]
 
 PYTHON = "3.11"
 
@@ -118,6 +119,13 @@ def compose(session: nox.Session) -> None:
 def k8s(session: nox.Session) -> None:
     """A kind cluster: the node image checks, the contract, then pod kill, scaling and rollout."""
     _pytest(session, "tests/k8s")
+
+
+@nox.session(python=PYTHON, tags=["slow", "containers", "cluster"])
+def leaks(session: nox.Session) -> None:
+    """Nothing left behind: every stage's real run cut short (SIGINT to its process group, SIGTERM,
+    ...) during its bring-up leaves 0 leftovers, and two k8s runs on one cluster both pass."""
+    _pytest(session, "tests/leaks")
 
 
 @nox.session(python=PYTHON, tags=["slow", "cluster", "registry"])

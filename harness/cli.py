@@ -49,6 +49,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     _, deployment = runner.start(args.stage)
     print(f"{deployment.stage} is up at {deployment.base_url} (release {deployment.release})")
     if args.detach:
+        runner.stop_all()  # --detach keeps it: marked kept, for `stageproof down` (and reuse)
         print(f"left running; remove it with: stageproof down --stage {args.stage}")
         return 0
     print("press Ctrl-C to tear it down")
@@ -62,9 +63,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
-    """Reap what earlier runs left behind (found by their run labels)."""
+    """Remove what earlier runs left behind, killed or kept on purpose; never a live run's."""
     names = stage_names() if args.all else [args.stage]
-    removed = [item for name in names for item in get_stage(name).reap(settings)]
+    removed = [item for name in names for item in get_stage(name).reap(settings, kept=True)]
     print("\n".join(f"removed {item}" for item in removed) or "nothing to remove")
     return 0
 

@@ -277,7 +277,10 @@ class K8sSettings(_Section):
     base_url: str | None = None
     # How long one disruption check (pod kill, scale, rollout) may wait for the stage to recover.
     check_timeout: Seconds = 180
-    # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry).
+    #: how long a run waits for another live run that owns the same cluster (or context + namespace)
+    lock_timeout: Seconds = 1800
+    # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry);
+    # $STAGEPROOF_K8S_APP_IMAGE overrides it.
     app_image: str | None = None
 
     _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
@@ -402,15 +405,17 @@ def _check_contract_refs(settings: Settings, *, source: str) -> None:
         raise ConfigError(f"{source}: checks.persistence: case {name!r} needs steps (write, then read back)")
 
 
-#: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file
-K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image")
+#: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file;
+#: a test's own cluster name or node count
+K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image", "cluster", "nodes")
 #: images.<key> <- $<variable>: a registry whose address a run only learns when it starts
 REGISTRY_ENV = {"registry": "STAGEPROOF_REGISTRY", "registry_endpoint": "STAGEPROOF_REGISTRY_ENDPOINT"}
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """Environment overrides the file: STAGEPROOF_AIRGAP=1/0/auto, STAGEPROOF_LOCAL_MYSQL_URL,
-    STAGEPROOF_K8S_CONTEXT / _KUBECONFIG / _BASE_URL / _APP_IMAGE, STAGEPROOF_REGISTRY / _ENDPOINT."""
+    STAGEPROOF_K8S_CONTEXT / _KUBECONFIG / _BASE_URL / _APP_IMAGE / _CLUSTER / _NODES,
+    STAGEPROOF_REGISTRY / _ENDPOINT."""
     raw = dict(raw)
     k8s = {key: value for key in K8S_ENV_KEYS if (value := env.get(f"STAGEPROOF_K8S_{key.upper()}"))}
     if k8s and isinstance(raw.get("stages", {}).get("k8s"), dict):

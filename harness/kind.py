@@ -2,14 +2,19 @@
 
 A `KindCluster` only ever deletes a cluster it created itself (`created`), keeps its kubeconfig
 in the cache dir instead of ~/.kube/config, and runs on its own Docker network, so deleting it
-leaves no container, volume or network behind.
+leaves no container, volume or network behind. It marks the cluster as stageproof's (`owner.json`
+in its cache dir) *before* `kind create`, so a cluster half-made by a killed run is still known
+as ours and can be reaped.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -23,10 +28,16 @@ from harness.cache import cache_dir
 from harness.errors import ConfigError, StageproofError
 from harness.net import LOOPBACK, free_port
 from harness.run import run
+from harness.wait import NotYet, wait_until
 
 log = logging.getLogger("stageproof.kind")
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+OWNER_MARKER = "owner.json"
+KEPT_MARKER = "kept.json"
+SETTLE_SECONDS = 1.0  # a node container a killed `kind create` asked for may appear this late
+SWEEP_TIMEOUT = 180.0  # until every node container is gone (a busy daemon fails a kill now and then)
+FREEZER = Path("/sys/fs/cgroup/freezer")  # cgroup v1: where a killed runc can leave a cgroup FROZEN
 #: one control plane, what kind makes without a config (stageproof adds its port mapping)
 DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
                                   "nodes": [{"role": "control-plane"}]}
@@ -35,6 +46,11 @@ DEFAULT_CONFIG: dict[str, Any] = {"kind": "Cluster", "apiVersion": "kind.x-k8s.i
 def exists(name: str) -> bool:
     """True when kind knows a cluster called `name`."""
     return name in run(["kind", "get", "clusters"]).stdout.split()
+
+
+def state_dir(cluster: str) -> Path:
+    """Where a cluster's kubeconfig, kind config, kubectl and markers live (not created here)."""
+    return cache_dir("kind") / cluster
 
 
 def network_name(cluster: str) -> str:
@@ -163,15 +179,34 @@ class KindCluster:
     name: str
     image: str
     config: Path | None = None
+    run_id: str = ""
     created: bool = field(default=False, init=False)
 
     @property
+    def state_dir(self) -> Path:
+        return state_dir(self.name)
+
+    @property
     def kubeconfig(self) -> Path:
-        return cache_dir("kind", self.name) / "kubeconfig"
+        return self.state_dir / "kubeconfig"
 
     @property
     def network(self) -> str:
         return network_name(self.name)
+
+    @property
+    def ours(self) -> bool:
+        """Made by stageproof: marked before its creation began (or, made by an older version,
+        its kubeconfig is in our cache)."""
+        return (self.state_dir / OWNER_MARKER).exists() or self.kubeconfig.exists()
+
+    @property
+    def kept(self) -> bool:
+        """Left up on purpose (`--keep`, `up --detach`): the next run reuses it, `down` removes it."""
+        return (self.state_dir / KEPT_MARKER).exists()
+
+    def mark_kept(self) -> None:
+        _write_marker(self.state_dir / KEPT_MARKER, self.run_id)
 
     def _env(self) -> dict[str, str]:
         return {"KIND_EXPERIMENTAL_DOCKER_NETWORK": self.network}
@@ -187,21 +222,39 @@ class KindCluster:
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        _write_marker(self.state_dir / OWNER_MARKER, self.run_id)  # before kind makes anything
         self.created = True  # even a failed create leaves containers behind for delete()
         run(cmd, env=self._env(), timeout=timeout)
         return time.monotonic() - started
 
     def delete(self) -> None:
-        """Delete the cluster and its network, only if this object created them."""
+        """Delete the cluster, its network and its cache folder, only if this object created them;
+        also a half-made cluster (no kubeconfig yet, a node container that appeared late)."""
         if not self.created:
             log.info("not deleting kind cluster %s: not created by us", self.name)
             return
-        run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
-            env=self._env())
+        deleted = run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
+                      env=self._env(), check=False)
+        if deleted.returncode != 0:
+            log.warning("kind delete cluster %s failed, removing its nodes by hand: %s", self.name,
+                        deleted.stderr.strip()[-300:])
+        for _ in range(2):  # once more after a pause: a node a killed `kind create` asked for may come late
+            wait_until(self._swept, what=f"the node containers of kind cluster {self.name} to be removed",
+                       timeout=SWEEP_TIMEOUT, interval=SETTLE_SECONDS, max_interval=5.0)
+            time.sleep(SETTLE_SECONDS)
         if run(["docker", "network", "inspect", self.network], check=False).returncode == 0:
             run(["docker", "network", "rm", self.network])
-        shutil.rmtree(cache_dir("kind", self.name), ignore_errors=True)  # kubeconfig, config, kubectl copy
+        shutil.rmtree(self.state_dir, ignore_errors=True)  # kubeconfig, config, kubectl copy, markers
         self.created = False
+
+    def _swept(self) -> None:
+        """Remove the node containers still there (`kind delete` failed on them, or they came after
+        it listed them), with their volumes; NotYet while any is left."""
+        if names := self.node_containers():
+            _thaw(names)
+            proc = run(["docker", "rm", "--force", "--volumes", *names], check=False)
+            raise NotYet(f"node containers {', '.join(names)} still there: {proc.stderr.strip()[-200:]}")
 
     def load_images(self, names: Sequence[str]) -> None:
         """Copy local Docker images into every node (`kind load docker-image`)."""
@@ -230,3 +283,25 @@ class KindCluster:
         proc = run(["docker", "exec", nodes[0], "journalctl", "--no-pager", "-n", "200", "-u", "kubelet",
                     "-u", "containerd"], check=False)
         return proc.stdout + proc.stderr
+
+
+def _thaw(containers: Sequence[str]) -> None:
+    """A runc killed half-way inside a node (cgroup v1) can leave a pod's cgroup FROZEN, and Docker
+    cannot kill a node holding frozen processes ("did not receive an exit event"): thaw them."""
+    pids = run(["docker", "inspect", "--format", "{{.State.Pid}}", *containers], check=False).stdout.split()
+    for pid in (pid for pid in pids if pid.isdigit() and pid != "0"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                if "freezer" in controllers.split(","):
+                    for state in (FREEZER / path.lstrip("/")).rglob("freezer.state"):
+                        if state.read_text().strip() == "FROZEN":
+                            log.warning("thawing %s, left frozen in node %s", state.parent, pid)
+                            state.write_text("THAWED")
+
+
+def _write_marker(path: Path, run_id: str) -> None:
+    """A small JSON marker naming the run and process that wrote it (written whole, atomically)."""
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps({"run": run_id, "pid": os.getpid(), "at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
+    staged.replace(path)

@@ -90,6 +90,7 @@ class StageRunner:
             return
         record = self.ledger.record(name)
         if self.keep and not force:
+            stage.keep()
             record.notes.append("kept up (--keep): remove it with `stageproof down`")
             return
         started = time.monotonic()

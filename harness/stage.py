@@ -70,9 +70,13 @@ class Stage:
         """None when this machine can run the stage, else what is missing (for `status`)."""
         return None
 
+    def keep(self) -> None:
+        """Called instead of `down()` when the run leaves the stage up (`--keep`, `up --detach`)."""
+
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
-        """Remove what killed runs of this stage left behind (by run label); returns what went."""
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
+        """Remove what killed runs of this stage left behind (by run label), and with `kept` also
+        what runs left up on purpose (`stageproof down`); returns what went. Live runs are spared."""
         return []
 
     @classmethod

@@ -57,9 +57,11 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def spawn(command: str, *, cwd: Path, log: Path | None = None) -> subprocess.Popen[bytes]:
-    """`sh -c command` leading a new session and process group, SIGINT at its default action."""
-    env = {**os.environ, AUDITED_ENV: "1", "PYTHONUNBUFFERED": "1"}
+def spawn(command: str, *, cwd: Path, log: Path | None = None,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`sh -c command` leading a new session and process group, SIGINT at its default action;
+    `env` is added to this process's environment."""
+    env = {**os.environ, **(env or {}), AUDITED_ENV: "1", "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
         return subprocess.Popen(["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
@@ -75,7 +77,7 @@ def run_id_of(proc: subprocess.Popen[bytes], log: Path, timeout: float = START_T
         if found:
             return found.group(1)
         if not group_members(proc.pid):
-            raise AssertionError(f"the run ended before bringing a stage up:\n{_tail(log)}")
+            raise AssertionError(f"the run ended before bringing a stage up:\n{log_tail(log)}")
         raise NotYet("no run id yet")
 
     return wait_until(printed, what="the run to start bringing its stage up", timeout=timeout)
@@ -184,11 +186,33 @@ def _docker(args: list[str]) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, check=False).stdout  # noqa: S603
 
 
-def _tail(log: Path, chars: int = 3000) -> str:
+def log_tail(log: Path, chars: int = 3000) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
 
 
 # -- the audit --------------------------------------------------------------------------------
+class Watch:
+    """What an audit watches beyond the run's labels and folders (a stage's own resources, such
+    as a kind cluster): each hook is a no-op here, overridden per stage."""
+
+    moment = ""  #: when in the bring-up the cut comes, for the summary ("" : as soon as it begun)
+    begin_timeout = BEGIN_TIMEOUT  #: until the run reaches that moment
+    env: Mapping[str, str] = {}
+
+    def begun(self, log: Path) -> bool:
+        """True once the bring-up has reached the moment to cut (None of ours: the default rule)."""
+        return False
+
+    def before_cut(self) -> None:
+        """Note what the cut could leave that cannot be found afterwards (anonymous volumes)."""
+
+    def left(self) -> list[str]:
+        return []
+
+    def purge(self) -> None:
+        """Remove what `left` found, so one failed audit does not pollute the machine."""
+
+
 @dataclass(frozen=True)
 class AuditResult:
     """One cut-short run: what it was, when it was cut, how long it took to stop, what it left."""
@@ -196,36 +220,46 @@ class AuditResult:
     stage: str
     trigger: str
     run_id: str
-    cut_after: float  # seconds after the bring-up had begun
+    cut_after: float  # seconds after the bring-up had begun (or reached `moment`)
     stopped_in: float
     left: tuple[str, ...]
+    moment: str = ""
 
     def summary(self) -> str:
-        return (f"{self.stage} {self.trigger}: {len(self.left)} leftovers, stopped in {self.stopped_in:.1f} s "
-                f"(run {self.run_id}, cut {self.cut_after:.1f} s into the bring-up)")
+        when = f"{self.moment} had begun" if self.moment else "the bring-up had begun"
+        during = f" (during {self.moment})" if self.moment else ""
+        return (f"{self.stage}{during} {self.trigger}: {len(self.left)} leftovers, stopped in {self.stopped_in:.1f} s "
+                f"(run {self.run_id}, cut {self.cut_after:.1f} s after {when})")
 
 
-def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, within: float) -> AuditResult:
+def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, within: float,
+          watch: Watch | None = None) -> AuditResult:
     """Run `stageproof test --stage <stage>` through tee, cut it short with `trigger` a random
-    part of `within` seconds after its bring-up began, and count what it left."""
+    part of `within` seconds after its bring-up began (or reached `watch`'s moment), and count
+    what it left."""
+    watch = watch or Watch()
     command = shlex.join([*stageproof_command(), "--config", str(config), "test", "--stage", stage])
     log.write_bytes(b"")  # a fresh log: the run id is read from it
-    proc = spawn(f"{command} 2>&1 | tee {shlex.quote(str(log))}", cwd=root)
+    proc = spawn(f"{command} 2>&1 | tee {shlex.quote(str(log))}", cwd=root, env=watch.env)
     run_id, groups = "", []
     try:
         run_id = run_id_of(proc, log)
-        wait_until(lambda: _begun(stage, run_id, proc, log), what=f"run {run_id} to create something",
-                   timeout=BEGIN_TIMEOUT, interval=0.05, max_interval=0.2)
+        wait_until(lambda: _begun(stage, run_id, proc, log, watch), what=f"run {run_id} to create something",
+                   timeout=watch.begin_timeout, interval=0.05, max_interval=0.2)
         cut_after = random.uniform(0, within)
         time.sleep(cut_after)
         groups = owner_groups(run_id)
+        watch.before_cut()
         _cut(proc, trigger)
         stopped_in = wait_group_gone(proc)
-        return AuditResult(stage, trigger, run_id, cut_after, stopped_in, tuple(leftovers(run_id, groups)))
+        left = (*leftovers(run_id, groups), *watch.left())
+        return AuditResult(stage, trigger, run_id, cut_after, stopped_in, tuple(left), watch.moment)
     finally:
         _kill_group(proc)
         if run_id and leftovers(run_id, groups):
             purge(run_id, groups)
+        if watch.left():
+            watch.purge()
 
 
 def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"),
@@ -238,20 +272,21 @@ def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"
     def test(audited_stage: str, trigger: str, stageproof_settings: Settings, pytestconfig: pytest.Config,
              tmp_path: Path, capsys: pytest.CaptureFixture[str],
              record_property: Callable[[str, object], None]) -> None:
-        _require(audited_stage, stageproof_settings)
+        require_stage(audited_stage, stageproof_settings)
         log = tmp_path / f"{audited_stage}-{trigger}.log"
         result = audit(audited_stage, trigger, root=stageproof_settings.root, log=log, within=within,
                        config=config_path(pytestconfig.getoption("stageproof_config")))
         with capsys.disabled():
             print(f"\n[stageproof] leak audit: {result.summary()}", flush=True)
         record_property("leak_audit", result.summary())
-        assert result.left == (), f"{result.summary()}: {list(result.left)}\n--- its output ---\n{_tail(log)}"
+        assert result.left == (), f"{result.summary()}: {list(result.left)}\n--- its output ---\n{log_tail(log)}"
 
     test.__doc__ = "Cut short at any moment of its bring-up, a real run removes everything it created."
     return test
 
 
-def _require(stage: str, settings: Settings) -> None:
+def require_stage(stage: str, settings: Settings) -> None:
+    """An audit of a stage this machine cannot run: a failure in CI, else a skip that says why."""
     if os.environ.get(AUDITED_ENV):
         pytest.skip("inside an audited run: no audit of the audit")
     declared = settings.not_applicable(stage)
@@ -262,11 +297,16 @@ def _require(stage: str, settings: Settings) -> None:
         pytest.skip(f"stage {stage} cannot run here: {missing}")
 
 
-def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """The run has created something: a labelled container (container stages), or a folder; or
-    (a slow daemon hid the container from us) it says it is up already."""
+def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path, watch: Watch) -> None:
+    """The run has reached `watch`'s moment, or (no moment) created something: a labelled
+    container (container stages), or a folder; or (a slow daemon hid the container from us) it
+    says it is up already."""
     if not group_members(proc.pid):
-        raise AssertionError(f"run {run_id} ended before its bring-up began:\n{_tail(log)}")
+        raise AssertionError(f"run {run_id} ended before its bring-up began:\n{log_tail(log)}")
+    if watch.moment:
+        if not watch.begun(log):
+            raise NotYet(f"run {run_id} has not reached {watch.moment} yet")
+        return
     label = ["--filter", f"label={RUN_LABEL}={run_id}"]
     created = _docker(["ps", "--all", "--quiet", *label]).split() if stage in CONTAINER_STAGES else folders(run_id)
     if not created and f"{stage}: up in" not in log.read_text(errors="replace"):

@@ -2,6 +2,9 @@
 a kubeconfig context the user names (a team's own cluster is a valid target).
 
 Only a cluster this run created is ever deleted; on any other the stage removes its namespace.
+A run owns its kind cluster (or, on a user's context, its namespace) by an OS file lock
+(harness/lock.py) from before `kind create` to after the deletion: a second run waits for it,
+and a reap never touches a cluster whose owner is alive.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from pathlib import Path
 from harness import kind
 from harness.config import K8sSettings
 from harness.errors import ConfigError, StageUnavailable
+from harness.k8s import namespace
+from harness.k8s.api import connect
 from harness.k8s.manifests import Kubectl
+from harness.lock import OwnerLock
 from harness.run import run
+from harness.shield import say, shielded
 
 log = logging.getLogger("stageproof.k8s")
 
@@ -32,6 +39,7 @@ class Target:
     kind_cluster: kind.KindCluster | None = None
     timings: dict[str, float] = field(default_factory=dict)
     ingress_url: str | None = None
+    lock: OwnerLock | None = None
 
     @property
     def created(self) -> bool:
@@ -51,6 +59,16 @@ class Target:
         if self.kind_cluster is not None:
             self.kind_cluster.delete()
 
+    def keep(self) -> None:
+        """Left up on purpose: marked kept (the next run reuses it), and no longer ours to hold."""
+        if self.kind_cluster is not None:
+            self.kind_cluster.mark_kept()
+        self.release()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
     def logs(self) -> str:
         return self.kind_cluster.logs() if self.kind_cluster is not None else ""
 
@@ -69,43 +87,117 @@ def user_context(spec: K8sSettings) -> tuple[str, Path | None, str] | None:
     return context, Path(kubeconfig).expanduser() if kubeconfig else None, base_url.rstrip("/")
 
 
-def existing_cluster(spec: K8sSettings) -> Target:
+def cluster_lock(spec: K8sSettings, *, run_id: str) -> OwnerLock:
+    """The lock of what a run owns: the kind cluster by name, or a user's context + namespace."""
+    found = user_context(spec)
+    key = f"k8s-context-{found[0]}-{spec.namespace}" if found else f"kind-{spec.cluster}"
+    return OwnerLock(key, run_id=run_id)
+
+
+def acquire(spec: K8sSettings, *, run_id: str) -> OwnerLock:
+    """This run's ownership, after waiting (up to stages.k8s.lock_timeout) for a live owner."""
+    lock = cluster_lock(spec, run_id=run_id)
+    waited = lock.acquire(timeout=spec.lock_timeout, say=lambda text: say(f"[stageproof] k8s: {text}"))
+    if waited:
+        log.info("waited %.0fs for %s", waited, lock.path)
+    return lock
+
+
+def existing_cluster(spec: K8sSettings, *, run_id: str) -> Target:
     found = user_context(spec)
     assert found is not None
     context, kubeconfig, base_url = found
     binary = shutil.which("kubectl")
     if binary is None:
         raise StageUnavailable(f"kubectl is not on PATH (needed for context {context!r})")
-    return Target(context, Kubectl(binary, kubeconfig, context), base_url)
+    return Target(context, Kubectl(binary, kubeconfig, context), base_url, lock=acquire(spec, run_id=run_id))
 
 
-def kind_cluster(spec: K8sSettings, *, node_image: str, mirror: kind.RegistryMirror | None = None) -> Target:
-    """Reuse the kind cluster `spec.cluster` if it exists (a `--keep` run left it), else create it."""
-    cluster = kind.KindCluster(spec.cluster, node_image)
-    target_timings: dict[str, float] = {}
-    if kind.exists(spec.cluster):
-        if not cluster.kubeconfig.exists():
-            raise StageUnavailable(f"kind cluster {spec.cluster!r} exists but was not made by stageproof (no "
-                                   f"{cluster.kubeconfig}): delete it or set stages.k8s.cluster to another name")
-        log.info("reusing kind cluster %s", spec.cluster)
-    else:
+def kind_cluster(spec: K8sSettings, *, node_image: str, run_id: str,
+                 mirror: kind.RegistryMirror | None = None) -> Target:
+    """Own kind cluster `spec.cluster`: reuse it if a run kept it, else create it. Whatever stops
+    this half-way (an error, Ctrl-C) deletes what it made and lets go of the cluster."""
+    lock = acquire(spec, run_id=run_id)
+    cluster = kind.KindCluster(spec.cluster, node_image, run_id=run_id)
+    try:
+        return _own_kind_cluster(spec, cluster, lock, mirror)
+    except BaseException:
+        if cluster.created:
+            with shielded(f"deleting the half-made kind cluster {spec.cluster}"):
+                cluster.delete()
+        lock.release()
+        raise
+
+
+def _own_kind_cluster(spec: K8sSettings, cluster: kind.KindCluster, lock: OwnerLock,
+                      mirror: kind.RegistryMirror | None) -> Target:
+    timings: dict[str, float] = {}
+    if not _reusable(cluster):
         cluster.config = kind.render_config(spec.cluster, source=spec.kind_config, nodes=spec.nodes,
                                             node_ports=[spec.node_port, spec.ingress_node_port], mirror=mirror).path
-        target_timings["cluster create"] = cluster.create()
+        timings["cluster create"] = cluster.create()
     kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
     base_url = f"http://{host_port(spec.cluster, spec.node_port)}"
     ingress_url = f"http://{host_port(spec.cluster, spec.ingress_node_port)}"
-    return Target(spec.cluster, kubectl, base_url, cluster, target_timings, ingress_url)
+    return Target(spec.cluster, kubectl, base_url, cluster, timings, ingress_url, lock)
 
 
-def delete_leftover(spec: K8sSettings) -> bool:
-    """Delete kind cluster `spec.cluster` if it exists and stageproof made it (its kubeconfig is ours)."""
+def _reusable(cluster: kind.KindCluster) -> bool:
+    """True for a cluster a run kept (complete: it has its kubeconfig). What a dead owner left
+    (we hold the lock now) is deleted first; a cluster stageproof did not make is refused."""
+    there = kind.exists(cluster.name)
+    if there and not cluster.ours:
+        raise StageUnavailable(f"kind cluster {cluster.name!r} exists but was not made by stageproof (no "
+                               f"{cluster.kubeconfig}): delete it or set stages.k8s.cluster to another name")
+    if there and cluster.kept and cluster.kubeconfig.exists():
+        say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
+        return True
+    if there or cluster.ours or _network_exists(cluster.network):
+        say(f"[stageproof] k8s: removing what a killed run left of kind cluster {cluster.name}")
+        cluster.created = True  # ours, and its owner is gone
+        cluster.delete()
+    return False
+
+
+def delete_leftover(spec: K8sSettings, *, kept: bool = False) -> str | None:
+    """Delete kind cluster `spec.cluster` (also half-made) if stageproof made it and its owner is
+    gone (nobody holds its lock); one a run kept on purpose only with `kept`. Says what went."""
     leftover = kind.KindCluster(spec.cluster, image="")
-    if not kind.exists(spec.cluster) or not leftover.kubeconfig.exists():
-        return False
-    leftover.created = True  # ours by the kubeconfig it left in our cache
-    leftover.delete()
-    return True
+    lock = cluster_lock(spec, run_id="reap")
+    if not lock.try_acquire():
+        log.info("kind cluster %s is in use (%s): not reaped", spec.cluster, lock.holder_text())
+        return None
+    try:
+        if not leftover.ours or (leftover.kept and not kept):
+            return None
+        complete = kind.exists(spec.cluster) and leftover.kubeconfig.exists()
+        what = "kept" if leftover.kept else "complete" if complete else "half-made"
+        leftover.created = True  # ours by the marker it left in our cache, and its owner is gone
+        leftover.delete()
+        return f"kind cluster {spec.cluster} ({what})"
+    finally:
+        lock.release()
+
+
+def delete_leftover_namespace(spec: K8sSettings) -> str | None:
+    """On a cluster stageproof did not make: only its own namespace (labelled ours), and only
+    when no live run owns it (nobody holds its context + namespace lock). Says what went."""
+    found = user_context(spec)
+    assert found is not None
+    context, kubeconfig, _ = found
+    lock = cluster_lock(spec, run_id="reap")
+    if not lock.try_acquire():
+        log.info("namespace %s on %s is in use (%s): not reaped", spec.namespace, context, lock.holder_text())
+        return None
+    try:
+        removed = namespace.delete_ours(connect(kubeconfig, context), spec.namespace, timeout=spec.up_timeout)
+        return f"namespace {spec.namespace} on {context}" if removed else None
+    finally:
+        lock.release()
+
+
+def _network_exists(network: str) -> bool:
+    return run(["docker", "network", "inspect", network], check=False).returncode == 0
 
 
 def host_port(cluster: str, node_port: int) -> str:

@@ -116,7 +116,7 @@ class ComposeStage(Stage):
         return docker_missing(compose=True)
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
         """Every compose-stage project a killed run left, found by label, and the override
         folders of runs whose process is gone."""
         removed = remove_labelled(docker_client(), cls.name)

@@ -97,7 +97,7 @@ class DockerStage(Stage):
         return docker_missing()
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
         """Everything any docker-stage run left behind (a killed run never reached `down()`)."""
         return remove_labelled(docker_client(), cls.name)
 

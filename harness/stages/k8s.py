@@ -6,7 +6,8 @@ the add-ons, render the team's manifests and apply them under the run's overlay
 (harness/k8s/manifests.py, plus an Ingress on kind), then wait (watch, not sleep) for the database,
 the seed Job if there is one and the web rollout, and hand the contract the NodePort that kind
 publishes on 127.0.0.1. Every failure carries pods, events,
-logs and `kubectl describe`. down() deletes only what this run created.
+logs and `kubectl describe`. down() deletes only what this run created, then lets go of the
+cluster (a run owns it by a lock: harness/k8s/cluster.py); with --keep it is marked kept instead.
 
 The stage knows the app only through `[stages.k8s]`: which Deployment serves it, which
 Deployment or StatefulSet is its database, which Job (if any) seeds it.
@@ -94,19 +95,20 @@ class KubernetesStage(Stage):
         return cls.capabilities - {"ingress_url"} if theirs else cls.capabilities
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
-        """`stageproof down`: the kind cluster a `--keep` or killed run left (only one stageproof made);
-        on a cluster it did not make, only its own namespace (labelled ours), never the cluster."""
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
+        """`stageproof down`: the kind cluster a killed run left (or, with `kept`, a `--keep` run),
+        only one stageproof made; on a cluster it did not make, only its own namespace (labelled
+        ours), never the cluster. Never while the owner lives."""
         spec = settings.stages.k8s
         if spec is None:
             return []
-        if (theirs := cluster.user_context(spec)) is not None:
-            context, kubeconfig, _ = theirs
-            removed = namespace.delete_ours(connect(kubeconfig, context), spec.namespace, timeout=spec.up_timeout)
-            return [f"namespace {spec.namespace} on {context}"] if removed else []
-        if shutil.which("kind") is None:
+        if cluster.user_context(spec) is not None:
+            removed = cluster.delete_leftover_namespace(spec)
+        elif shutil.which("kind") is None:
             return []
-        return [f"kind cluster {spec.cluster}"] if cluster.delete_leftover(spec) else []
+        else:
+            removed = cluster.delete_leftover(spec, kept=kept)
+        return [removed] if removed else []
 
     # -- the Stage protocol ---------------------------------------------------------------------
     def up(self) -> Deployment:
@@ -124,11 +126,20 @@ class KubernetesStage(Stage):
         target, api, self._target, self._api, self.deployment = self._target, self._api, None, None, None
         if target is None:
             return
-        if target.created:
-            target.delete()
-        elif api is not None:
-            log.info("cluster %s is not ours: deleting only namespace %s", target.name, self.namespace)
-            namespace.delete(api, self.namespace, wait=False, timeout=self.spec.up_timeout)
+        try:
+            if target.created:
+                target.delete()
+            elif api is not None:
+                log.info("cluster %s is not ours: deleting only namespace %s", target.name, self.namespace)
+                namespace.delete(api, self.namespace, wait=False, timeout=self.spec.up_timeout)
+        finally:
+            target.release()
+
+    def keep(self) -> None:
+        """Left up (`--keep`, `up --detach`): the next run reuses the cluster instead of reaping it."""
+        target, self._target = self._target, None
+        if target is not None:
+            target.keep()
 
     def logs(self) -> str:
         if self._api is None or self._target is None:
@@ -239,8 +250,9 @@ class KubernetesStage(Stage):
 
     def _make_target(self) -> cluster.Target:
         if cluster.user_context(self.spec):
-            return cluster.existing_cluster(self.spec)
-        return cluster.kind_cluster(self.spec, node_image=self._node_image(), mirror=registry_mirror(self.settings))
+            return cluster.existing_cluster(self.spec, run_id=self.run_id)
+        return cluster.kind_cluster(self.spec, node_image=self._node_image(), run_id=self.run_id,
+                                    mirror=registry_mirror(self.settings))
 
     def _node_image(self) -> str:
         """Ours, built from source, when no registry answers; pulled from `[images] registry` in

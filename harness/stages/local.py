@@ -74,7 +74,7 @@ class LocalStage(Stage):
         return self._deployment
 
     @classmethod
-    def reap(cls, settings: Settings) -> list[str]:
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
         """Processes and folders of local runs whose owner is gone (killed, or `up --detach`)."""
         return local_reap.reap(cls.name)
 
