@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.config import K8sSettings, Settings
 from harness.errors import CapabilityMissing, ConfigError, StageproofError
-from harness.k8s import addons, cluster, diagnostics, manifests, namespace, pods, rollout, status
+from harness.k8s import addons, cluster, diagnostics, manifests, namespace, nodes, pods, rollout, status
 from harness.k8s.api import Api, connect
 from harness.k8s.watch import watch_until
 from harness.run import run
@@ -34,6 +34,8 @@ from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
 APP_IMAGE_ENV = "STAGEPROOF_K8S_APP_IMAGE"
+#: what the node checks do to a node (harness/k8s/nodes.py): only where the config allows it
+NODE_CHAOS = ("drain_node", "stop_node")
 
 
 @register("k8s")
@@ -42,7 +44,7 @@ class KubernetesStage(Stage):
     # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (harness/checks/k8s.py).
     # ingress_url: only a kind cluster stageproof made has an ingress controller (elsewhere it raises).
     capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity",
-                              "kill_database", "rerun_seed", "ingress_url"})
+                              "kill_database", "rerun_seed", "ingress_url", "roll_out_image", *NODE_CHAOS})
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
         super().__init__(settings, run_id=run_id, release=release)
@@ -70,6 +72,20 @@ class KubernetesStage(Stage):
         needed = ("docker",) if cluster.user_context(spec) else ("docker", "kind")
         missing = [tool for tool in needed if shutil.which(tool) is None]
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
+
+    @classmethod
+    def withheld(cls, settings: Settings) -> dict[str, str]:
+        """Node chaos on a cluster stageproof did not make only when `stages.k8s.node_chaos` says so."""
+        spec = settings.stages.k8s
+        if spec is None or spec.node_chaos:
+            return {}
+        found = cluster.user_context(spec) if spec.node_chaos is None else None
+        if spec.node_chaos is None and found is None:
+            return {}
+        why = (f"cluster {found[0]!r} is a kubeconfig context stageproof did not create: set [stages.k8s] "
+               "node_chaos = true to let it drain and stop that cluster's nodes") if found else \
+            "[stages.k8s] node_chaos = false"
+        return dict.fromkeys(NODE_CHAOS, why)
 
     @classmethod
     def reap(cls, settings: Settings) -> list[str]:
@@ -222,11 +238,12 @@ class KubernetesStage(Stage):
                                   timeout=self.spec.up_timeout):
             self._record("delete the previous run's namespace", time.monotonic() - started)
 
-    def _apply(self, release: str) -> None:
+    def _apply(self, release: str, *, broken_deadline: int | None = None) -> None:
         assert self._target is not None and self._theirs is not None
         ingress_class = addons.INGRESS_CLASS if self._target.ingress_url is not None else None
         manifests.apply(self._target.kubectl, self.settings, self._theirs, app_image=self.app_image,
-                        release=release, run_id=self.run_id, ingress_class=ingress_class)
+                        release=release, run_id=self.run_id, ingress_class=ingress_class,
+                        broken_deadline=broken_deadline, later=bool(self.releases))
 
     def _wait_ready(self, *, timeout: float) -> None:
         """Database Ready, seed Job (if any) complete, web rolled out with every pod Ready."""
@@ -324,6 +341,32 @@ class KubernetesStage(Stage):
         self.wait_rolled_out()
         self.releases.append(release)
         self._now_serving(release)
+
+    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
+        """Another build of the app (a new tag): loaded into the nodes, then applied and rolled
+        out; or, with `broken_deadline`, applied as a broken release and not waited for."""
+        assert self._target is not None
+        self._target.load_images([image])
+        self.app_image = image
+        self._apply(release, broken_deadline=broken_deadline)
+        if broken_deadline is None:
+            self.wait_rolled_out()
+            self.releases.append(release)
+            self._now_serving(release)
+
+    def drain_node(self, node: str) -> str:
+        return nodes.drain(self.kubectl, node, timeout=self.spec.check_timeout)
+
+    def uncordon_node(self, node: str) -> None:
+        nodes.uncordon(self.kubectl, node)
+
+    def stop_node(self, node: str) -> None:
+        nodes.stop(node)
+
+    def start_node(self, node: str) -> None:
+        """Start the stopped node again and wait until its kubelet reports Ready."""
+        nodes.start(node)
+        nodes.wait_ready(self.api, node, timeout=self.spec.check_timeout)
 
     def roll_back(self) -> None:
         """`rollout undo` (client equivalent): the previous revision's template comes back."""
