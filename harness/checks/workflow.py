@@ -22,6 +22,7 @@ from harness.checks.common import needs, under_load
 from harness.checks.k8s import assert_no_failure, deployment_of, k8s, per_pod, releases_served, restoring
 from harness.images.build import build_release_image
 from harness.k8s import disruption, nodes, rollout, status
+from harness.k8s.manifests import RELEASE_ANNOTATION
 from harness.k8s.watch import watch_until
 from harness.plugin import Reporter
 from harness.stages.k8s import KubernetesStage
@@ -169,16 +170,19 @@ def test_broken_release_is_stopped_by_readiness_and_a_hotfix_goes_out(k8s: Kuber
         shipped = under_load(settings, deployment_of(k8s), f"broken release {broken}", lambda: k8s.roll_out_image(
             old_image, broken, broken_deadline=spec.progress_deadline_seconds), stalled)
         during = releases_served(k8s)
-        stuck = len(k8s.web_pods(ready_only=False)) - len(during)
+        stuck = [pod.metadata.name for pod in k8s.web_pods(ready_only=False)
+                 if (pod.metadata.annotations or {}).get(RELEASE_ANNOTATION) == broken]
+        ready_broken = [pod.metadata.name for pod in k8s.web_pods()
+                        if (pod.metadata.annotations or {}).get(RELEASE_ANNOTATION) == broken]
         image = build_release_image(images.app, release=hotfix)
         built_at = time.monotonic()
         fixed = under_load(settings, deployment_of(k8s), f"hotfix {image}", ship_hotfix)
     report(f"broken release {broken} (the container cannot start; maxUnavailable {unavailable} of {replicas}): "
            f"{seen['condition'].reason}: {seen['condition'].message}; {len(during)} Ready pods kept serving "
-           f"{sorted(set(during.values()))}, {stuck} broken pod(s) never Ready")
+           f"{sorted(set(during.values()))}, {len(stuck)} pod(s) of the broken release, none Ready")
     assert_no_failure(shipped, report)
     assert set(during.values()) == {old_release} and len(during) >= replicas - unavailable, during
-    assert stuck >= 1, "no pod of the broken release was there to stop"
+    assert stuck and not ready_broken, f"pods of the broken release: {stuck}, Ready: {ready_broken}"
     assert_no_failure(fixed, report)
     served_seconds = seen["served_at"] - built_at
     report(f"hotfix: {image} served everywhere ({len(seen['served'])} pods Ready on it and answering) "
