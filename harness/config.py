@@ -160,7 +160,7 @@ class CheckSettings(_Section):
     #: the "developer changes code" check (not applicable without it)
     code_change: CodeChange | None = None
     #: how long the pods of a stopped node may take to be rescheduled and Ready elsewhere
-    node_loss_seconds: Seconds = 180.0
+    node_loss_seconds: float = Field(180.0, gt=0, le=270)  # the load runs 30 s longer, at most 300
     #: a contract case with steps (write, save, read back): what proves data survived a disruption
     persistence: str | None = None
     #: the chaos load's open-loop rate (requests/s) and its hard stop (seconds)
