@@ -342,11 +342,15 @@ class KubernetesStage(Stage):
         self.releases.append(release)
         self._now_serving(release)
 
+    def load_image(self, image: str) -> None:
+        """Copy a new build into every node (a no-op for nodes that hold it already)."""
+        assert self._target is not None
+        self._target.load_images([image])
+
     def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
         """Another build of the app (a new tag): loaded into the nodes, then applied and rolled
         out; or, with `broken_deadline`, applied as a broken release and not waited for."""
-        assert self._target is not None
-        self._target.load_images([image])
+        self.load_image(image)
         self.app_image = image
         self._apply(release, broken_deadline=broken_deadline)
         if broken_deadline is None:
