@@ -143,8 +143,24 @@ class LoadRequest(_Section):
     status: int = Field(200, ge=100, le=599)
 
 
+class CodeChange(_Section):
+    """A real code change for the "developer changes code" check: a unified diff against the
+    app's build context (applied to a copy of it, never to the team's files), and what shows
+    that the new build is served: `path` answers with `contains` in its body on every pod."""
+
+    patch: Path
+    path: UrlPath
+    contains: str = Field(min_length=1)
+
+    _paths = field_validator("patch", mode="before")(_existing)
+
+
 class CheckSettings(_Section):
     load: LoadRequest = LoadRequest()
+    #: the "developer changes code" check (not applicable without it)
+    code_change: CodeChange | None = None
+    #: how long the pods of a stopped node may take to be rescheduled and Ready elsewhere
+    node_loss_seconds: float = Field(180.0, gt=0, le=270)  # the load runs 30 s longer, at most 300
     #: a contract case with steps (write, save, read back): what proves data survived a disruption
     persistence: str | None = None
     #: the chaos load's open-loop rate (requests/s) and its hard stop (seconds)
@@ -282,6 +298,13 @@ class K8sSettings(_Section):
     # Deploy this app image ref instead of the one `images` builds (e.g. a team's registry);
     # $STAGEPROOF_K8S_APP_IMAGE overrides it.
     app_image: str | None = None
+    #: drain and stop nodes in the node checks: by default only on a kind cluster stageproof made
+    node_chaos: bool | None = None
+    #: tolerationSeconds the run gives the web pods for an unreachable or not-ready node (the
+    #: default 300 s keeps a lost node's pods bound to it for five minutes)
+    eviction_seconds: int = Field(10, ge=0, le=300)
+    #: the broken release's progressDeadlineSeconds: how soon the harness learns the rollout stalled
+    progress_deadline_seconds: int = Field(30, ge=5, le=600)
 
     _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
 

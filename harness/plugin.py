@@ -154,9 +154,13 @@ def _applicable(item: pytest.Item) -> bool:
 
 def _why_not(item: pytest.Item, stage: str, settings: Settings) -> str | None:
     required = item.get_closest_marker("requires")
-    missing = sorted(set(required.args) - get_stage(stage).capabilities_for(settings)) if required else []
+    driver = get_stage(stage)
+    missing = sorted(set(required.args) - driver.capabilities) if required else []
     if missing:
         return f"the stage cannot {', '.join(missing)}"
+    withheld = driver.withheld(settings)
+    if required and (held := sorted({withheld[name] for name in required.args if name in withheld})):
+        return "; ".join(held)
     needed = item.get_closest_marker("needs")
     unset = missing_settings(settings, tuple(needed.args)) if needed else []
     return f"the config sets no {', '.join(unset)}" if unset else None

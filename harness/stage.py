@@ -80,9 +80,9 @@ class Stage:
         return []
 
     @classmethod
-    def capabilities_for(cls, settings: Settings) -> frozenset[str]:
-        """What the stage can do with these settings (e.g. not on a cluster it did not create)."""
-        return cls.capabilities
+    def withheld(cls, settings: Settings) -> dict[str, str]:
+        """Capabilities the stage has but this config does not allow here: {capability: why}."""
+        return {}
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -128,6 +128,18 @@ class Stage:
     def ingress_url(self) -> str:
         """Where the app answers through an Ingress (the cluster's ingress controller), on 127.0.0.1."""
         raise CapabilityMissing(f"stage {self.name} has no ingress controller")
+
+    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
+        """Roll out another build of the app (a new image tag); `broken_deadline`: a broken one."""
+        raise CapabilityMissing(f"stage {self.name} cannot roll out another image")
+
+    def drain_node(self, node: str) -> str:
+        """Cordon `node` and evict its pods (disruption budgets hold); undone by `uncordon_node`."""
+        raise CapabilityMissing(f"stage {self.name} cannot drain a node")
+
+    def stop_node(self, node: str) -> None:
+        """Take `node` away as a power loss would; undone by `start_node`."""
+        raise CapabilityMissing(f"stage {self.name} cannot stop a node")
 
     def __enter__(self) -> Deployment:
         try:

@@ -51,6 +51,13 @@ class DisruptionResult:
         ended = self.load.first_failure_ended_at
         return ended is not None and ended < self.disrupted_at
 
+    def served_between(self, start: float, end: float) -> int:
+        """Requests that succeeded among those scheduled in the whole seconds from `start` to `end`
+        (seconds into the load): did the app keep serving through an outage?"""
+        seconds = range(int(start), int(end) + 1)
+        return sum(self.load.sent_per_second.get(second, 0) - self.load.failures_per_second.get(second, 0)
+                   for second in seconds)
+
     def problems(self, *, max_failures: int = 0) -> list[str]:
         """What makes this run fail a zero-failure claim (empty when it holds)."""
         found = []

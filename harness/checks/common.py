@@ -46,12 +46,12 @@ def load_url(settings: Settings, deployment: Deployment) -> str:
 
 
 def under_load(settings: Settings, deployment: Deployment, what: str, disrupt: Callable[[], object],
-               recovered: Callable[[], object] | None = None) -> DisruptionResult:
-    """`disrupt()` under the configured load (`[checks] load`, `rate`, `max_seconds`), counting
-    every failure."""
+               recovered: Callable[[], object] | None = None, *, max_seconds: float | None = None) -> DisruptionResult:
+    """`disrupt()` under the configured load (`[checks] load`, `rate`, `max_seconds` unless a check
+    that waits longer by design gives its own), counting every failure."""
     checks = settings.checks
     return measure_disruption(load_url(settings, deployment), what, disrupt, recovered=recovered, rate=checks.rate,
-                              max_seconds=checks.max_seconds, method=checks.load.method,
+                              max_seconds=max_seconds or checks.max_seconds, method=checks.load.method,
                               expect_status=checks.load.status)
 
 

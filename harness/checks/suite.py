@@ -25,4 +25,11 @@ from harness.checks.recovery import (  # noqa: F401
     test_data_written_before_a_database_outage_reads_back_after,
     test_database_outage_is_reported_by_readiness,
 )
+from harness.checks.workflow import (  # noqa: F401
+    test_broken_release_is_stopped_by_readiness_and_a_hotfix_goes_out,
+    test_code_change_is_built_rolled_out_and_served_by_every_pod_without_failure,
+    test_draining_a_worker_loses_no_request_and_its_pods_move,
+    test_infrastructure_change_rolls_out_without_failure,
+    test_node_failure_the_app_keeps_serving_and_its_pods_are_rescheduled,
+)
 from harness.contract.suite import test_contract_case  # noqa: F401

@@ -11,6 +11,7 @@ second build with the same inputs fast.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from harness.config import AppImage, ImageSettings, Settings
 from harness.errors import CommandFailed, ConfigError
 from harness.images import say, step
+from harness.images.change import changed_context
 from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
 from harness.images.substitutes import INHERITED_LABELS, ensure_substitutes
 from harness.release import current_release
@@ -112,6 +114,19 @@ def build_app_image(spec: AppImage, *, release: str, force: bool = False, clear:
               "org.opencontainers.image.revision": release, "io.stageproof.release": release}
     return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
                        args={"RELEASE_ID": release})
+
+
+def build_release_image(spec: AppImage, *, release: str, patch: Path | None = None) -> str:
+    """A new release of the app as a new image tag, the team's build unchanged, or (`patch`) with a
+    code change applied to a temporary copy of its build context (harness/images/change.py)."""
+    if patch is None:
+        return build_app_image(spec, release=release, clear=INHERITED_LABELS)
+    with tempfile.TemporaryDirectory(prefix="stageproof-change-") as tmp:
+        context = changed_context(spec.context, patch, Path(tmp), dockerfile=spec.dockerfile)
+        inside = spec.dockerfile.is_relative_to(spec.context)
+        dockerfile = context / spec.dockerfile.relative_to(spec.context) if inside else spec.dockerfile
+        changed = spec.model_copy(update={"context": context, "dockerfile": dockerfile})
+        return build_app_image(changed, release=release, clear=INHERITED_LABELS)
 
 
 def release_tag(release: str) -> str:

@@ -6,8 +6,9 @@ kustomization on top of it: the namespace, the app image the run built (never `:
 label, `imagePullPolicy: IfNotPresent` on every container (images are loaded, never pulled), no
 Namespace object (the stage creates its own), the web Service as a NodePort, and the release on
 the web Deployment's pod template (an annotation and the app's run variables, e.g. RELEASE_ID),
-so a new release is the same apply with another release id and rolls the Deployment. On a
-cluster with stageproof's ingress controller, an Ingress of that class routes `/` to the web
+so a new release is the same apply with another release id and rolls the Deployment; a
+disruption budget and short node-loss tolerations for the web pods (harness/k8s/disruption.py).
+On a cluster with stageproof's ingress controller, an Ingress of that class routes `/` to the web
 Service too.
 """
 
@@ -25,6 +26,7 @@ import yaml
 from harness.appenv import app_env
 from harness.config import K8sSettings, Settings
 from harness.errors import ConfigError
+from harness.k8s import disruption
 from harness.run import run
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -33,6 +35,7 @@ RUN_LABEL = "io.stageproof/run"
 RELEASE_ANNOTATION = "io.stageproof/release"
 THEIRS = "theirs.yaml"
 INGRESS = "ingress.yaml"
+BUDGET = "budget.yaml"
 #: the Ingress the run adds (on a cluster with stageproof's ingress controller)
 INGRESS_NAME = "stageproof"
 #: where each workload kind keeps its pod spec (JSON pointer)
@@ -144,9 +147,12 @@ def manifest_files(folder: Path, *, exclude: Path | None = None) -> list[Path]:
 
 
 def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, release: str, run_id: str,
-            ingress_class: str | None = None) -> Doc:
+            ingress_class: str | None = None, broken_deadline: int | None = None, later: bool = False) -> Doc:
     """The run's kustomization (as data) on top of `THEIRS`, the render of their manifests (and
-    `INGRESS`, `ingress(...)`, when the cluster has an ingress controller of `ingress_class`)."""
+    `INGRESS`, `ingress(...)`, when the cluster has an ingress controller of `ingress_class`;
+    `BUDGET` when the team has no disruption budget for the web pods). `broken_deadline`: the
+    release is a broken one, stalled after that many seconds (harness/k8s/disruption.py). `later`:
+    a release after the first, which leaves the Jobs as they are."""
     spec = _spec(settings)
     images = []
     if app_image and settings.images is not None:
@@ -154,35 +160,39 @@ def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, rele
             images = [{"name": settings.images.app.ref_name, **split_image(app_image)}]
         except ValueError as err:
             raise ConfigError(f"stages.k8s.app_image: {err}") from err
-    patches = [*pull_policy_patches(theirs), *namespace_deletions(theirs), node_port_patch(theirs, spec),
-               release_patch(theirs, settings, release)]
+    patches = [*pull_policy_patches(theirs), *deletions(theirs, jobs=later), node_port_patch(theirs, spec),
+               release_patch(theirs, settings, release), *web_disruption_patches(theirs, spec, broken_deadline)]
     database_kind(theirs, spec)
     if spec.seed_job:
         theirs.named(spec.seed_job, ("Job",), key="stages.k8s.seed_job")
-    resources = [THEIRS, *([INGRESS] if ingress_class else [])]
+    resources = [THEIRS, *([INGRESS] if ingress_class else []), *([BUDGET] if needs_budget(theirs, spec) else [])]
     return _kustomization(namespace=spec.namespace, resources=resources, images=images, patches=patches,
                           labels=[{"pairs": {RUN_LABEL: run_id}, "includeSelectors": False}])
 
 
 def render_run(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
-               run_id: str, ingress_class: str | None = None) -> str:
+               run_id: str, ingress_class: str | None = None, broken_deadline: int | None = None,
+               later: bool = False) -> str:
     """Their render under the run's overlay, rendered: the YAML the run applies."""
     data = overlay(settings, theirs, app_image=app_image, release=release, run_id=run_id,
-                   ingress_class=ingress_class)
+                   ingress_class=ingress_class, broken_deadline=broken_deadline, later=later)
     with tempfile.TemporaryDirectory(prefix="stageproof-kustomize-") as tmp:
         workdir = Path(tmp)
         (workdir / THEIRS).write_text(theirs.text)
         if ingress_class:
             _write(workdir / INGRESS, ingress(theirs, _spec(settings), ingress_class))
+        if BUDGET in data["resources"]:
+            _write(workdir / BUDGET, disruption.budget(_web(theirs, _spec(settings))))
         _write(workdir / "kustomization.yaml", data)
         return kubectl.kustomize(workdir)
 
 
 def apply(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
-          run_id: str, ingress_class: str | None = None) -> str:
+          run_id: str, ingress_class: str | None = None, broken_deadline: int | None = None,
+          later: bool = False) -> str:
     """Render the run's manifests and `kubectl apply` them; returns kubectl's output."""
     text = render_run(kubectl, settings, theirs, app_image=app_image, release=release, run_id=run_id,
-                      ingress_class=ingress_class)
+                      ingress_class=ingress_class, broken_deadline=broken_deadline, later=later)
     with tempfile.TemporaryDirectory(prefix="stageproof-apply-") as tmp:
         path = Path(tmp) / "manifests.yaml"
         path.write_text(text)
@@ -206,11 +216,14 @@ def pull_policy_patches(theirs: Rendered) -> list[Doc]:
     return patches
 
 
-def namespace_deletions(theirs: Rendered) -> list[Doc]:
-    """Their Namespace objects go: the stage creates (and labels) the namespace itself."""
-    return [{"target": _target(doc), "patch": yaml.safe_dump({"$patch": "delete", "apiVersion": "v1",
-                                                               "kind": "Namespace", "metadata": {"name": _name(doc)}})}
-            for doc in theirs.docs if doc.get("kind") == "Namespace"]
+def deletions(theirs: Rendered, *, jobs: bool = False) -> list[Doc]:
+    """Their Namespace objects go: the stage creates (and labels) the namespace itself. With
+    `jobs`, their Jobs too: a later release must not re-apply a Job (its template is immutable,
+    and its run is over), and `kubectl apply` leaves the live one alone."""
+    kinds = ("Namespace", "Job") if jobs else ("Namespace",)
+    return [{"target": _target(doc), "patch": yaml.safe_dump({"$patch": "delete", "apiVersion": doc["apiVersion"],
+                                                               "kind": doc["kind"], "metadata": {"name": _name(doc)}})}
+            for doc in theirs.docs if doc.get("kind") in kinds]
 
 
 def node_port_patch(theirs: Rendered, spec: K8sSettings) -> Doc:
@@ -262,7 +275,24 @@ def release_patch(theirs: Rendered, settings: Settings, release: str) -> Doc:
     return {"target": _target(web), "patch": yaml.safe_dump(patch, sort_keys=False)}
 
 
+def needs_budget(theirs: Rendered, spec: K8sSettings) -> bool:
+    return not disruption.has_budget(theirs.docs, _web(theirs, spec))
+
+
+def web_disruption_patches(theirs: Rendered, spec: K8sSettings, broken_deadline: int | None) -> list[Doc]:
+    """Node-loss tolerations on the web pods, and (`broken_deadline`) the broken release."""
+    web = _web(theirs, spec)
+    ops = disruption.eviction_ops(web, spec.eviction_seconds)
+    if broken_deadline is not None:
+        ops += disruption.broken_ops(broken_deadline)
+    return [{"target": _target(web), "patch": yaml.safe_dump(ops)}] if ops else []
+
+
 # -- pieces ------------------------------------------------------------------------------------
+def _web(theirs: Rendered, spec: K8sSettings) -> Doc:
+    return theirs.named(spec.deployment, ("Deployment",), key="stages.k8s.deployment")
+
+
 def _containers(doc: Doc) -> Iterator[tuple[str, str, Doc]]:
     """(JSON pointer, list name, container) of every container and init container of a workload."""
     pointer = POD_SPECS.get(str(doc.get("kind")))

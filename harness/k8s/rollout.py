@@ -52,3 +52,21 @@ def undo(api: Api, namespace: str, name: str) -> int:
     patch = [{"op": "replace", "path": "/spec/template", "value": template}]
     api.apps.patch_namespaced_deployment(name, namespace, patch, _content_type=JSON_PATCH)
     return revision
+
+
+def cpu_millis(quantity: str) -> int:
+    """A CPU quantity (`100m`, `0.5`, `2`) in millicores."""
+    return int(quantity[:-1]) if quantity.endswith("m") else round(float(quantity) * 1000)
+
+
+def with_more_cpu(resources: dict[str, Any], millis: int) -> dict[str, Any]:
+    """`resources` (a container's, as data) with its CPU request raised by `millis` (from 0 if unset)."""
+    requests = dict(resources.get("requests") or {})
+    requests["cpu"] = f"{cpu_millis(str(requests.get('cpu', '0'))) + millis}m"
+    return {**resources, "requests": requests}
+
+
+def set_resources(api: Api, namespace: str, name: str, resources: dict[str, Any]) -> None:
+    """Replace the first container's resources in the Deployment's pod template (a new revision)."""
+    patch = [{"op": "add", "path": "/spec/template/spec/containers/0/resources", "value": resources}]
+    api.apps.patch_namespaced_deployment(name, namespace, patch, _content_type=JSON_PATCH)

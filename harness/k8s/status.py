@@ -131,6 +131,33 @@ def pods_replaced(old_uid: str, count: int, what: str) -> Callable[[View], list[
     return check
 
 
+def progress_deadline_exceeded(name: str) -> Callable[[View], Any]:
+    """The Deployment's controller gave up on its rollout: the Progressing condition says so."""
+
+    def check(view: View) -> Any:
+        deployment = view.get(name)
+        conditions = (deployment.status.conditions or []) if deployment is not None else []
+        for condition in conditions:
+            if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
+                return condition
+        progressing = [f"{c.reason}: {c.message}" for c in conditions if c.type == "Progressing"]
+        raise NotYet(f"deployment {name}: {progressing or 'no Progressing condition'}")
+
+    return check
+
+
+def ready_off(node: str, count: int, what: str) -> Callable[[View], list[Any]]:
+    """At least `count` Ready pods on nodes other than `node` (a lost node's pods rescheduled)."""
+
+    def check(view: View) -> list[Any]:
+        elsewhere = [pod for pod in view.values() if is_ready(pod) and pod.spec.node_name != node]
+        if len(elsewhere) < count:
+            raise NotYet(f"{what}: {len(elsewhere)}/{count} Ready off node {node}")
+        return sorted(elsewhere, key=lambda pod: pod.metadata.name)
+
+    return check
+
+
 def label_selector(selector: Any) -> str:
     """A `V1LabelSelector` as the `label_selector` string the list calls take."""
     terms = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
@@ -142,7 +169,10 @@ def label_selector(selector: Any) -> str:
 
 
 def _raise_if_hopeless(pods: list[Any]) -> None:
+    """A crash-looping pod on its way out (a broken release replaced) is no reason to stop waiting."""
     for pod in pods:
+        if pod.metadata.deletion_timestamp is not None:
+            continue
         for status in pod.status.container_statuses or []:
             waiting = status.state.waiting if status.state else None
             if waiting is not None and waiting.reason in HOPELESS:

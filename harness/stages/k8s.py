@@ -26,7 +26,7 @@ from typing import Any
 from harness import kind
 from harness.config import K8sSettings, Settings
 from harness.errors import CapabilityMissing, ConfigError, StageproofError
-from harness.k8s import addons, cluster, diagnostics, manifests, namespace, pods, rollout, status
+from harness.k8s import addons, cluster, diagnostics, manifests, namespace, nodes, pods, rollout, status
 from harness.k8s.api import Api, connect
 from harness.k8s.watch import watch_until
 from harness.run import run
@@ -52,13 +52,17 @@ def registry_mirror(settings: Settings) -> kind.RegistryMirror | None:
                                mirror_for=tuple(images.mirror_for), credentials=settings.registry_credentials)
 
 
+#: what the node checks do to a node (harness/k8s/nodes.py): only where the config allows it
+NODE_CHAOS = ("drain_node", "stop_node")
+
+
 @register("k8s")
 class KubernetesStage(Stage):
     tests_folder = "k8s"
     # Also offered, beyond the shared Stage protocol: kill_database, rerun_seed, pod_get (harness/checks/k8s.py).
     # ingress_url: only a kind cluster stageproof made has an ingress controller (elsewhere it raises).
     capabilities = frozenset({"kill_instance", "scale", "roll_out", "roll_back", "restart_app", "app_identity",
-                              "kill_database", "rerun_seed", "ingress_url"})
+                              "kill_database", "rerun_seed", "ingress_url", "roll_out_image", *NODE_CHAOS})
 
     def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
         super().__init__(settings, run_id=run_id, release=release)
@@ -88,11 +92,22 @@ class KubernetesStage(Stage):
         return f"not on PATH: {', '.join(missing)} (run scripts/setup-machine.sh)" if missing else None
 
     @classmethod
-    def capabilities_for(cls, settings: Settings) -> frozenset[str]:
-        """On a cluster stageproof did not create it installs no ingress controller."""
+    def withheld(cls, settings: Settings) -> dict[str, str]:
+        """On a cluster stageproof did not create: no ingress controller of ours, and node chaos
+        only when `stages.k8s.node_chaos` says so (`node_chaos = false` withholds it anywhere)."""
         spec = settings.stages.k8s
-        theirs = spec is not None and cluster.user_context(spec) is not None
-        return cls.capabilities - {"ingress_url"} if theirs else cls.capabilities
+        if spec is None:
+            return {}
+        found = cluster.user_context(spec)
+        held = {"ingress_url": f"cluster {found[0]!r} is a kubeconfig context stageproof did not create: it "
+                               "installs no ingress controller there"} if found else {}
+        if spec.node_chaos is False:
+            held |= dict.fromkeys(NODE_CHAOS, "[stages.k8s] node_chaos = false")
+        elif found and spec.node_chaos is None:
+            held |= dict.fromkeys(NODE_CHAOS, f"cluster {found[0]!r} is a kubeconfig context stageproof did not "
+                                  "create: set [stages.k8s] node_chaos = true to let it drain and stop that "
+                                  "cluster's nodes")
+        return held
 
     @classmethod
     def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
@@ -281,11 +296,12 @@ class KubernetesStage(Stage):
             namespace.add_pull_secret(self.api, self.namespace, (images.pull_prefix or images.registry).split("/")[0],
                                       self.settings.registry_credentials, timeout=self.spec.up_timeout)
 
-    def _apply(self, release: str) -> None:
+    def _apply(self, release: str, *, broken_deadline: int | None = None) -> None:
         assert self._target is not None and self._theirs is not None
         ingress_class = addons.INGRESS_CLASS if self._target.ingress_url is not None else None
         manifests.apply(self._target.kubectl, self.settings, self._theirs, app_image=self.app_image,
-                        release=release, run_id=self.run_id, ingress_class=ingress_class)
+                        release=release, run_id=self.run_id, ingress_class=ingress_class,
+                        broken_deadline=broken_deadline, later=bool(self.releases))
 
     def _wait_ready(self, *, timeout: float) -> None:
         """Database Ready, seed Job (if any) complete, web rolled out with every pod Ready."""
@@ -383,6 +399,36 @@ class KubernetesStage(Stage):
         self.wait_rolled_out()
         self.releases.append(release)
         self._now_serving(release)
+
+    def load_image(self, image: str) -> None:
+        """Copy a new build into every node (a no-op for nodes that hold it already)."""
+        assert self._target is not None
+        self._target.load_images([image])
+
+    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
+        """Another build of the app (a new tag): loaded into the nodes, then applied and rolled
+        out; or, with `broken_deadline`, applied as a broken release and not waited for."""
+        self.load_image(image)
+        self.app_image = image
+        self._apply(release, broken_deadline=broken_deadline)
+        if broken_deadline is None:
+            self.wait_rolled_out()
+            self.releases.append(release)
+            self._now_serving(release)
+
+    def drain_node(self, node: str) -> str:
+        return nodes.drain(self.kubectl, node, timeout=self.spec.check_timeout)
+
+    def uncordon_node(self, node: str) -> None:
+        nodes.uncordon(self.kubectl, node)
+
+    def stop_node(self, node: str) -> None:
+        nodes.stop(node)
+
+    def start_node(self, node: str) -> None:
+        """Start the stopped node again and wait until its kubelet reports Ready."""
+        nodes.start(node)
+        nodes.wait_ready(self.api, node, timeout=self.spec.check_timeout)
 
     def roll_back(self) -> None:
         """`rollout undo` (client equivalent): the previous revision's template comes back."""

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.chaos import LoadGenerator, measure_disruption
+from harness.chaos.disrupt import DisruptionResult
 from harness.chaos.load import ABANDONED, MAX_RATE_CAP, OVERLOADED, Sample, percentile, require_loopback, summarize
 from harness.net import free_port
 
@@ -245,3 +246,13 @@ def test_a_request_in_flight_when_the_disruption_began_is_not_a_failure_before_i
     assert any("before the disruption" in problem for problem in answered_before.problems())
     never_sent = disrupted_at_two(Sample(1.9, 0.0, "client overloaded"))
     assert never_sent.failed_before_the_disruption(), "a request dropped before the disruption ended before it"
+
+
+def test_served_between_counts_only_successes_scheduled_in_those_seconds() -> None:
+    samples = [Sample(0.5, 0.01), Sample(1.2, 0.01, "timeout"), Sample(1.7, 0.01), Sample(2.1, 0.01, "timeout"),
+               Sample(2.6, 0.01, OVERLOADED), Sample(3.4, 0.01)]
+    result = DisruptionResult("node lost", summarize("http://127.0.0.1/", 2, 4, samples), disrupted_at=1.1,
+                              action_seconds=0.5, recovered_seconds=1.5, covered=True)
+    assert result.served_between(1.1, 2.6) == 1  # seconds 1 and 2: one success of four
+    assert result.served_between(2.6, 4.0) == 1  # seconds 2, 3 and 4
+    assert result.served_between(5, 9) == 0

@@ -113,7 +113,8 @@ def test_persistence_must_name_a_case_with_steps(tmp_path: Path) -> None:
         .replace('context = "."', f'context = "{ROOT}"')
         .replace('requirements = "app/requirements.txt"', f'requirements = "{ROOT / "app/requirements.txt"}"')
         .replace('file = "stages/compose/compose.yaml"', f'file = "{ROOT / "stages/compose/compose.yaml"}"')
-        .replace('manifests = "stages/k8s/', f'manifests = "{ROOT}/stages/k8s/'))
+        .replace('manifests = "stages/k8s/', f'manifests = "{ROOT}/stages/k8s/')
+        .replace('patch = "stages/', f'patch = "{ROOT}/stages/'))
     with pytest.raises(ConfigError, match=r"checks\.persistence: case 'one user by id' needs steps"):
         load_settings(tmp_path / "stageproof.toml", env={})
 

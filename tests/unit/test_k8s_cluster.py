@@ -131,6 +131,6 @@ def test_the_ingress_check_is_not_applicable_on_a_cluster_stageproof_did_not_cre
     ours = load_settings(ROOT / "stageproof.toml", {})
     theirs = load_settings(ROOT / "stageproof.toml", {"STAGEPROOF_K8S_CONTEXT": "team",
                                                       "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"})
-    assert "ingress_url" in KubernetesStage.capabilities_for(ours)
-    assert "ingress_url" not in KubernetesStage.capabilities_for(theirs)
-    assert "kill_instance" in KubernetesStage.capabilities_for(theirs)
+    assert "ingress_url" not in KubernetesStage.withheld(ours)
+    assert "installs no ingress controller" in KubernetesStage.withheld(theirs)["ingress_url"]
+    assert "kill_instance" not in KubernetesStage.withheld(theirs)

@@ -301,7 +301,7 @@ def test_the_overlay_names_namespace_image_label_and_drops_namespaces(settings: 
 def test_the_ingress_names_an_unnamed_first_port_by_number(settings: Settings) -> None:
     data = overlay(settings, team_render(), app_image=APP_IMAGE, release=RELEASE, run_id=RUN_ID,
                    ingress_class="traefik")
-    assert data["resources"] == ["theirs.yaml", "ingress.yaml"]
+    assert data["resources"] == ["theirs.yaml", "ingress.yaml", "budget.yaml"]  # they have no PDB
     assert settings.stages.k8s is not None
     backend = ingress(team_render(), settings.stages.k8s, "traefik")["spec"]["rules"][0]["http"]["paths"][0]["backend"]
     assert backend == {"service": {"name": "web", "port": {"number": 80}}}
@@ -354,3 +354,43 @@ def test_an_image_without_a_tag_or_latest_is_refused(ref: str) -> None:
                                            ("users@sha256:0123", "users")])
 def test_image_names_drop_tag_and_digest_but_not_a_registry_port(ref: str, name: str) -> None:
     assert image_name(ref) == name
+
+
+# -- disruption: budget, node-loss tolerations, the broken release, later releases ---------------
+def test_the_guestbook_without_a_budget_gets_one_and_the_reference_app_keeps_its_own(
+        guestbook: Objects, rendered: Objects) -> None:
+    budget = guestbook[("PodDisruptionBudget", "stageproof-web")]["spec"]
+    assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "guestbook", "tier": "frontend"}}}
+    assert [key for key in rendered if key[0] == "PodDisruptionBudget"] == [("PodDisruptionBudget", "web")]
+
+
+def test_web_pods_leave_a_lost_node_after_eviction_seconds(rendered: Objects, guestbook: Objects,
+                                                           settings: Settings) -> None:
+    assert settings.stages.k8s is not None
+    for found, name in ((rendered, "web"), (guestbook, "guestbook")):
+        tolerations = pod_spec(found, "Deployment", name)["tolerations"]
+        assert {(t["key"], t["effect"], t["tolerationSeconds"]) for t in tolerations} == {
+            ("node.kubernetes.io/unreachable", "NoExecute", settings.stages.k8s.eviction_seconds),
+            ("node.kubernetes.io/not-ready", "NoExecute", settings.stages.k8s.eviction_seconds)}
+    assert "tolerations" not in pod_spec(rendered, "StatefulSet", "db")  # the database waits for its node
+
+
+def test_the_broken_release_cannot_start_and_stalls_after_the_deadline(kubectl: Kubectl, settings: Settings,
+                                                                       rendered: Objects) -> None:
+    theirs = render_theirs(kubectl, settings)
+    broken = objects(render_run(kubectl, settings, theirs, app_image=APP_IMAGE, release=RELEASE, run_id=RUN_ID,
+                                broken_deadline=20))
+    web = broken[("Deployment", "web")]
+    assert web["spec"]["progressDeadlineSeconds"] == 20
+    assert web["spec"]["template"]["spec"]["containers"][0]["command"] == ["/stageproof-broken-release"]
+    assert "progressDeadlineSeconds" not in rendered[("Deployment", "web")]["spec"]
+    assert sorted(key for key in rendered if rendered[key] != broken[key]) == [("Deployment", "web")]
+
+
+def test_a_later_release_leaves_the_seed_job_alone(kubectl: Kubectl, settings: Settings, rendered: Objects) -> None:
+    """A Job's template is immutable: re-applying it with a new app image would fail."""
+    theirs = render_theirs(kubectl, settings)
+    later = objects(render_run(kubectl, settings, theirs, app_image="stageproof/users:other", release="rel-2",
+                               run_id=RUN_ID, later=True))
+    assert ("Job", "seed") in rendered and ("Job", "seed") not in later
+    assert set(later) == set(rendered) - {("Job", "seed")}

@@ -13,6 +13,8 @@ from harness.k8s.status import (
     label_selector,
     pods_replaced,
     pods_settled,
+    progress_deadline_exceeded,
+    ready_off,
     rolled_out,
 )
 from harness.k8s.watch import watch_until
@@ -101,3 +103,30 @@ def test_watch_until_returns_at_once_when_the_listing_already_satisfies_the_cond
 
     found = watch_until(list_fn, rolled_out("web"), what="web", timeout=5, namespace="ns")
     assert found.metadata.name == "web" and calls == [{"namespace": "ns"}]
+
+
+def test_a_stalled_rollout_is_detected_by_its_progress_deadline_condition() -> None:
+    assert progress_deadline_exceeded("web")({"web": deployment(stalled=True)}).message == "stuck"
+    with pytest.raises(NotYet, match="no Progressing condition"):
+        progress_deadline_exceeded("web")({"web": deployment()})
+
+
+def test_a_crash_looping_pod_on_its_way_out_does_not_stop_the_wait() -> None:
+    """A broken release replaced by a hotfix: its pod is deleted while still CrashLoopBackOff."""
+    check = pods_settled(1, "web")
+    with pytest.raises(NotYet, match="1 terminating"):
+        check({"new": pod("new"), "broken": pod("broken", ready=False, terminating=True, waiting="CrashLoopBackOff")})
+    with pytest.raises(ResourceFailed, match="CrashLoopBackOff"):
+        check({"broken": pod("broken", ready=False, waiting="CrashLoopBackOff")})
+
+
+def test_a_lost_nodes_pods_count_as_rescheduled_only_once_ready_elsewhere() -> None:
+    def on(name: str, node: str, *, ready: bool = True) -> Any:
+        found = pod(name, ready=ready)
+        found.spec = Obj(node_name=node)
+        return found
+
+    check = ready_off("w1", 2, "web")
+    with pytest.raises(NotYet, match="1/2 Ready off node w1"):
+        check({"a": on("a", "w1"), "b": on("b", "w2"), "c": on("c", "w2", ready=False)})
+    assert [p.metadata.name for p in check({"b": on("b", "w2"), "c": on("c", "w2")})] == ["b", "c"]

@@ -1,0 +1,39 @@
+"""A code change as a developer makes it: the team's build context, copied as Docker sees it
+(`.dockerignore` applied), with a unified diff applied to the copy. Their files are never touched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from docker.utils.build import exclude_paths
+
+from harness.errors import CommandFailed, ConfigError
+from harness.run import run
+
+
+def changed_context(context: Path, patch: Path, into: Path, *, dockerfile: Path | None = None) -> Path:
+    """Copy `context` into `into` (what `docker build` would send), apply `patch` there; `into`."""
+    keep = dockerfile.relative_to(context).as_posix() if dockerfile and dockerfile.is_relative_to(context) else None
+    for relative in sorted(exclude_paths(str(context), _ignore_patterns(context), dockerfile=keep)):
+        source, target = context / relative, into / relative
+        if source.is_dir() and not source.is_symlink():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+    try:
+        run(["git", "apply", "--whitespace=nowarn", str(patch)], cwd=into)
+    except CommandFailed as err:
+        raise ConfigError(f"checks.code_change.patch: {patch} does not apply to the build context {context} "
+                          f"(a unified diff with paths relative to it, as `git diff` writes): {err.stderr.strip()}"
+                          ) from err
+    return into
+
+
+def _ignore_patterns(context: Path) -> list[str]:
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
