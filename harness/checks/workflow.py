@@ -105,7 +105,7 @@ def test_code_change_is_built_rolled_out_and_served_by_every_pod_without_failure
     started = time.monotonic()
     image = build_release_image(images.app, release=release, patch=change.patch)
     built = time.monotonic() - started
-    k8s.load_image(image)  # into the nodes before the load: a rollout, not an image copy, is measured
+    ref = k8s.load_image(image)  # into the nodes before the load: a rollout, not an image copy, is measured
     loaded = time.monotonic() - started - built
     with release_kept(k8s):
         result = under_load(k8s.settings, deployment_of(k8s), f"code change {image}",
@@ -113,7 +113,7 @@ def test_code_change_is_built_rolled_out_and_served_by_every_pod_without_failure
         served = per_pod(k8s, change.path)
         running = {pod.metadata.name: pod.spec.containers[0].image for pod in k8s.web_pods()}
     assert_no_failure(result, report)
-    assert set(running.values()) == {image}, f"image per pod after the rollout: {running}"
+    assert set(running.values()) == {ref}, f"image per pod after the rollout: {running}"
     without = {pod: answer.status for pod, answer in served.items() if change.contains not in answer.body}
     assert not without, f"pods whose {change.path} lacks {change.contains!r} (status): {without}"
     report(f"code change: {change.patch.name} built as {image} in {built:.1f}s, loaded into the nodes in "

@@ -76,6 +76,9 @@ class KubernetesStage(Stage):
         self.image_sizes: dict[str, int] = {}
         #: the app image ref the run deploys (None: the manifests' own)
         self.app_image: str | None = None
+        #: the app image the bring-up deployed, and new builds -> the ref the nodes run them by
+        self._deployed_image: str | None = None
+        self._delivered: dict[str, str] = {}
         self.releases: list[str] = []
         self.killed: list[str] = []
         self._target: cluster.Target | None = None
@@ -101,6 +104,10 @@ class KubernetesStage(Stage):
         found = cluster.user_context(spec)
         held = {"ingress_url": f"cluster {found[0]!r} is a kubeconfig context stageproof did not create: it "
                                "installs no ingress controller there"} if found else {}
+        images = settings.images
+        if found and (images is None or images.registry is None):
+            held["roll_out_image"] = (f"cluster {found[0]!r} is a kubeconfig context stageproof did not create: "
+                                      "it pulls new builds from a registry: set [images] registry")
         if spec.node_chaos is False:
             held |= dict.fromkeys(NODE_CHAOS, "[stages.k8s] node_chaos = false")
         elif found and spec.node_chaos is None:
@@ -196,6 +203,7 @@ class KubernetesStage(Stage):
             self._wait_ready(timeout=self.spec.up_timeout)
             self._wait_answering()
         self.releases = [self.release]
+        self._deployed_image = self.app_image
         return Deployment(self.name, self._target.base_url, self.release, self.settings.app.token)
 
     def _run_by_the_manifests(self, refs: list[str]) -> list[str]:
@@ -400,16 +408,36 @@ class KubernetesStage(Stage):
         self.releases.append(release)
         self._now_serving(release)
 
-    def load_image(self, image: str) -> None:
-        """Copy a new build into every node (a no-op for nodes that hold it already)."""
+    def load_image(self, image: str) -> str:
+        """Get a new local build to the nodes; returns the ref they run it by. On a kind cluster
+        stageproof made: `kind load`; elsewhere it is pushed to `[images] registry` (a cluster
+        stageproof did not make pulls it from there). Each image goes once."""
         assert self._target is not None
-        self._target.load_images([image])
+        if image == self._deployed_image or image in self._delivered.values():
+            return image  # already where the nodes get it: the bring-up's own ref, or a pushed one
+        if image not in self._delivered:
+            self._delivered[image] = self._deliver(image)
+        return self._delivered[image]
+
+    def _deliver(self, image: str) -> str:
+        assert self._target is not None
+        images = self.settings.images
+        if self._target.kind_cluster is not None and registry_mode(self.settings) is None:
+            self._target.load_images([image])
+            return image
+        if images is None or images.registry is None:
+            raise CapabilityMissing(f"{image} cannot reach cluster {self._target.name}: it pulls new builds from "
+                                    "a registry (set [images] registry)")
+        from harness.images.push import push_all
+
+        push_all(self.settings, {image: image}, stand_ins={})
+        return f"{images.pull_prefix or images.registry}/{image}"
 
     def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
-        """Another build of the app (a new tag): loaded into the nodes, then applied and rolled
-        out; or, with `broken_deadline`, applied as a broken release and not waited for."""
-        self.load_image(image)
-        self.app_image = image
+        """Another build of the app (a new tag): delivered to the nodes (`load_image`), then
+        applied and rolled out; or, with `broken_deadline`, applied as a broken release and not
+        waited for."""
+        self.app_image = self.load_image(image)
         self._apply(release, broken_deadline=broken_deadline)
         if broken_deadline is None:
             self.wait_rolled_out()

@@ -134,3 +134,14 @@ def test_the_ingress_check_is_not_applicable_on_a_cluster_stageproof_did_not_cre
     assert "ingress_url" not in KubernetesStage.withheld(ours)
     assert "installs no ingress controller" in KubernetesStage.withheld(theirs)["ingress_url"]
     assert "kill_instance" not in KubernetesStage.withheld(theirs)
+
+
+def test_new_builds_reach_a_cluster_stageproof_did_not_create_only_through_a_registry() -> None:
+    from harness.stages.k8s import KubernetesStage
+
+    theirs = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"}
+    without = load_settings(ROOT / "stageproof.toml", theirs)
+    with_registry = load_settings(ROOT / "stageproof.toml", {**theirs, "STAGEPROOF_REGISTRY": "127.0.0.1:5000"})
+    assert "set [images] registry" in KubernetesStage.withheld(without)["roll_out_image"]
+    assert "roll_out_image" not in KubernetesStage.withheld(with_registry)
+    assert "roll_out_image" not in KubernetesStage.withheld(load_settings(ROOT / "stageproof.toml", {}))

@@ -114,8 +114,9 @@ def test_node_chaos_only_on_a_cluster_stageproof_makes_unless_allowed(tmp_path: 
     assert KubernetesStage.withheld(settings_with("", tmp_path / "kind")) == {}
     theirs = settings_with('context = "prod"\nbase_url = "http://127.0.0.1:8080"', tmp_path / "theirs")
     withheld = KubernetesStage.withheld(theirs)
-    assert set(withheld) == {*NODE_CHAOS, "ingress_url"} and "node_chaos = true" in withheld["drain_node"]
+    assert set(withheld) == {*NODE_CHAOS, "ingress_url", "roll_out_image"}
+    assert "node_chaos = true" in withheld["drain_node"] and "[images] registry" in withheld["roll_out_image"]
     allowed = settings_with('context = "prod"\nbase_url = "http://127.0.0.1:8080"\nnode_chaos = true',
                             tmp_path / "allowed")
-    assert set(KubernetesStage.withheld(allowed)) == {"ingress_url"}, "node chaos allowed; still no ingress of ours"
+    assert set(KubernetesStage.withheld(allowed)) == {"ingress_url", "roll_out_image"}, "node chaos allowed"
     assert set(KubernetesStage.withheld(settings_with("node_chaos = false", tmp_path / "off"))) == set(NODE_CHAOS)
