@@ -135,8 +135,10 @@ def registry_run() -> Iterator[RegistryRun]:
                 run(["docker", "--config", str(config), "pull", "--quiet", node_image], timeout=600)
             figures = {"node image pull (s)": round(time.monotonic() - started, 1)}
             started = time.monotonic()
-            target = cluster.kind_cluster(spec, node_image=node_image, mirror=registry_mirror(settings))
+            target = cluster.kind_cluster(spec, node_image=node_image, run_id="registry-fixture",
+                                          mirror=registry_mirror(settings))
             figures["cluster create (s)"] = round(time.monotonic() - started, 1)
+            target.keep()  # marked kept, its lock let go: the stage below reuses it (this fixture deletes it)
             yield RegistryRun(settings, registry, release, pushed, target, figures)
     finally:
         if target is not None:
