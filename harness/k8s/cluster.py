@@ -9,6 +9,7 @@ and a reap never touches a cluster whose owner is alive.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -22,6 +23,7 @@ from harness.k8s import namespace
 from harness.k8s.api import connect
 from harness.k8s.manifests import Kubectl
 from harness.lock import OwnerLock
+from harness.registry import NETWORK_LABEL
 from harness.run import run
 from harness.shield import say, shielded
 
@@ -152,7 +154,7 @@ def _reusable(cluster: kind.KindCluster) -> bool:
     if there and cluster.kept and cluster.kubeconfig.exists():
         say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
         return True
-    if there or cluster.ours or _network_exists(cluster.network):
+    if there or cluster.ours or _leftover_network(cluster.network):
         say(f"[stageproof] k8s: removing what a killed run left of kind cluster {cluster.name}")
         cluster.created = True  # ours, and its owner is gone
         cluster.delete()
@@ -196,8 +198,13 @@ def delete_leftover_namespace(spec: K8sSettings) -> str | None:
         lock.release()
 
 
-def _network_exists(network: str) -> bool:
-    return run(["docker", "network", "inspect", network], check=False).returncode == 0
+def _leftover_network(network: str) -> bool:
+    """Our cluster's network without the cluster: a killed run's, unless it was made ready for
+    the cluster on purpose (a registry listens on its gateway: labelled harness.registry.NETWORK_LABEL)."""
+    found = run(["docker", "network", "inspect", "--format", "{{json .Labels}}", network], check=False)
+    if found.returncode != 0:
+        return False
+    return NETWORK_LABEL not in (json.loads(found.stdout or "null") or {})
 
 
 def host_port(cluster: str, node_port: int) -> str:

@@ -25,7 +25,7 @@ from harness.contract.cases import load_cases
 from harness.contract.runner import ContractClient
 from harness.images.push import Pushed, docker_login, push_built, upstream_path
 from harness.k8s import cluster, pods
-from harness.registry import LocalRegistry
+from harness.registry import NETWORK_LABEL, LocalRegistry
 from harness.release import current_release
 from harness.run import run
 from harness.stages.k8s import KubernetesStage, registry_mirror
@@ -120,7 +120,7 @@ def registry_run() -> Iterator[RegistryRun]:
     spec_cluster = parse_settings(tomllib.loads(config_path().read_text()), root=config_path().parent).stages.k8s
     assert spec_cluster is not None
     network = kind.network_name(spec_cluster.cluster)
-    run(["docker", "network", "create", "--label", "io.stageproof.registry=1", network])
+    run(["docker", "network", "create", "--label", f"{NETWORK_LABEL}=1", network])  # made ready: not reaped
     target: cluster.Target | None = None
     try:
         with LocalRegistry(network=network, credentials=("stageproof", password)) as registry:
