@@ -23,7 +23,10 @@ def changed_context(context: Path, patch: Path, into: Path, *, dockerfile: Path 
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target, follow_symlinks=False)
     try:
-        run(["git", "apply", "--whitespace=nowarn", str(patch)], cwd=into)
+        # outside any repository: inside one (a TMPDIR under a checkout), `git apply` would silently
+        # skip every path outside the current folder
+        run(["git", "apply", "--whitespace=nowarn", str(patch)], cwd=into,
+            env={"GIT_CEILING_DIRECTORIES": str(into.resolve().parent)})
     except CommandFailed as err:
         raise ConfigError(f"checks.code_change.patch: {patch} does not apply to the build context {context} "
                           f"(a unified diff with paths relative to it, as `git diff` writes): {err.stderr.strip()}"

@@ -15,6 +15,7 @@ from harness.images.change import changed_context
 from harness.k8s import disruption
 from harness.k8s.nodes import pick_worker
 from harness.k8s.rollout import cpu_millis, with_more_cpu
+from harness.run import run
 from harness.stages.k8s import NODE_CHAOS, KubernetesStage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +121,12 @@ def test_node_chaos_only_on_a_cluster_stageproof_makes_unless_allowed(tmp_path: 
                             tmp_path / "allowed")
     assert set(KubernetesStage.withheld(allowed)) == {"ingress_url", "roll_out_image"}, "node chaos allowed"
     assert set(KubernetesStage.withheld(settings_with("node_chaos = false", tmp_path / "off"))) == set(NODE_CHAOS)
+
+
+def test_the_code_change_applies_even_when_the_copy_sits_inside_another_git_checkout(tmp_path: Path) -> None:
+    """nox points TMPDIR into .nox/<session>/tmp, inside the project's checkout: `git apply` there
+    would skip every path outside the current folder, silently."""
+    run(["git", "init", "-q", str(tmp_path)])
+    copy = changed_context(ROOT, ROOT / "stages/changes/version-build-field.patch", tmp_path / "deep" / "ctx",
+                           dockerfile=ROOT / "stages/docker/Dockerfile")
+    assert "with the code change" in (copy / "app/ops.py").read_text()
