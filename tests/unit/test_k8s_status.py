@@ -130,3 +130,24 @@ def test_a_lost_nodes_pods_count_as_rescheduled_only_once_ready_elsewhere() -> N
     with pytest.raises(NotYet, match="1/2 Ready off node w1"):
         check({"a": on("a", "w1"), "b": on("b", "w2"), "c": on("c", "w2", ready=False)})
     assert [p.metadata.name for p in check({"b": on("b", "w2"), "c": on("c", "w2")})] == ["b", "c"]
+
+
+def test_the_outage_probe_sees_a_503_or_knows_the_database_came_back_first() -> None:
+    from harness.checks.k8s import outage_reported
+    from harness.k8s.pods import PodAnswer
+
+    stage = Obj(answers=[200], db=[])
+    stage.pod_get = lambda name, path: PodAnswer(stage.answers.pop(0), "")
+    stage.db_pods = lambda ready_only: stage.db
+
+    def probe_with(answer: int, db: list[Any]) -> Any:
+        stage.answers, stage.db = [answer], db
+        return outage_reported(stage, "web-1", "/readyz", "old-uid")()  # type: ignore[arg-type]
+
+    killed, back = pod("db-0", uid="old-uid"), pod("db-0", uid="new-uid")
+    assert probe_with(503, [killed]).status == 503
+    with pytest.raises(NotYet):
+        probe_with(200, [killed])  # the killed pod is still there: keep probing
+    with pytest.raises(NotYet):
+        probe_with(200, [pod("db-0", ready=False)])  # replaced, not Ready yet
+    assert probe_with(200, [back]) is None, "back before any probe saw the outage"
