@@ -9,4 +9,4 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 if not any(ep.name == "stageproof" for ep in entry_points(group="pytest11")):
-    pytest_plugins = ["harness.plugin"]
+    pytest_plugins = ["harness.pytest_plugin"]

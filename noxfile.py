@@ -53,7 +53,7 @@ def lint(session: nox.Session) -> None:
 _RECIPE_CHECK = """
 import sys, sysconfig
 from pathlib import Path
-from harness.cache import recipe_hash
+from harness.core.cache import recipe_hash
 from harness.images.kind_node_recipe import RECIPE_DIR, load_versions
 assert RECIPE_DIR.is_relative_to(sysconfig.get_path("purelib")), RECIPE_DIR
 assert (RECIPE_DIR / "versions.toml").is_file() and (RECIPE_DIR / "node" / "Dockerfile").is_file()
@@ -85,7 +85,8 @@ def wheel(session: nox.Session) -> None:
     with session.chdir(tmp):  # nothing from the checkout on the path but the config it names
         session.run(stageproof, "--config", config, "status", env=env, external=True)
         session.run(stageproof, "images", "kind-node", "--help", env=env, external=True)
-        session.run(str(bindir / "python"), "-I", "-c", _RECIPE_CHECK, str(root / "harness" / "kind_node_recipe"),
+        session.run(str(bindir / "python"), "-I", "-c", _RECIPE_CHECK,
+                    str(root / "harness" / "images" / "recipes" / "kind-node"),
                     env=env, external=True)
         session.run(stageproof, "--config", config, "test", "--",
                     f"--stageproof-report={root / 'reports' / 'wheel.json'}", env=env, external=True)
@@ -149,12 +150,12 @@ def external(session: nox.Session) -> None:
         env["STAGEPROOF_K8S_APP_IMAGE"] = next(line.split()[1] for line in pushed.splitlines()
                                                if line.startswith("app: "))  # by digest
         before = str(state / "before.json")
-        session.run("python", "-m", "harness.k8s.snapshot", "save", before, env=env)
+        session.run("python", "-m", "tests.support.snapshot", "save", before, env=env)
         session.run("pytest", "tests/k8s", "--ignore=tests/k8s/test_node_image.py",
                     f"--stageproof-report=reports/{session.name}.json", *session.posargs, env=env,
                     interrupt_timeout=None)
         session.run("stageproof", "down", "--all", env=env)
-        session.run("python", "-m", "harness.k8s.snapshot", "check", before, env=env)
+        session.run("python", "-m", "tests.support.snapshot", "check", before, env=env)
     finally:
         session.run(*script, "down", str(state), name, external=True)
 
@@ -198,16 +199,16 @@ def report(session: nox.Session) -> None:
     pages = session.posargs or sorted(str(page) for page in Path("reports").glob("*.html"))
     if not pages:
         session.skip("no reports/*.html yet: run a stage session first (nox -s local)")
-    session.run("python", "-m", "harness.report_html", *pages)
+    session.run("python", "-m", "harness.report.html", *pages)
 
 
 @nox.session(python=PYTHON, tags=["bench"])
 def bench(session: nox.Session) -> None:
     """A benchmark, not a test (so not in the default sessions): the load generator's highest sustained
     rate and the harness's bring-up overhead against hand-written steps, printed and written to
-    reports/bench.json (`-- --only compose --repeat 5` narrows it; see `python -m harness.bench --help`)."""
+    reports/bench.json (`-- --only compose --repeat 5` narrows it; see `python -m tools.bench --help`)."""
     _install(session)
-    session.run("python", "-m", "harness.bench", *session.posargs)
+    session.run("python", "-m", "tools.bench", *session.posargs)
 
 
 @nox.session(python=PYTHON)

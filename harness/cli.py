@@ -16,12 +16,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import shield
 from harness.config import Settings, config_path, load_settings
-from harness.diff import Recording, compare
+from harness.contract.diff import Recording, compare
+from harness.core import shield
+from harness.core.shield import say
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner
-from harness.shield import say
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")

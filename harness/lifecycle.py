@@ -11,10 +11,10 @@ import os
 import time
 
 from harness.config import Settings
+from harness.core.release import current_release
+from harness.core.shield import say, shielded
 from harness.errors import CommandFailed, StageUnavailable
-from harness.release import current_release
-from harness.report import Ledger
-from harness.shield import say, shielded
+from harness.report.ledger import Ledger
 from harness.stage import Deployment, Stage, get_stage, new_run_id
 
 log = logging.getLogger("stageproof")

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from harness.chaos import DisruptionResult, measure_disruption
 from harness.config import Settings
 from harness.contract.cases import Case
 from harness.contract.runner import CaseResult, ContractClient
+from harness.core.wait import NotYet
+from harness.load import DisruptionResult, measure_disruption
 from harness.stage import Deployment
-from harness.wait import NotYet
 
 Report = Callable[[str], None]
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from harness.config import Settings
-from harness.run import run
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.stage import Deployment, Stage
-from harness.wait import NotYet, wait_until
 
 
 @pytest.mark.requires("app_container")

@@ -17,8 +17,8 @@ import requests
 
 from harness.config import Settings
 from harness.contract.cases import Case, Request
+from harness.contract.diff import Normaliser, Recording, build_sequence, compare, record, stage_unique
 from harness.contract.runner import ContractClient
-from harness.diff import Normaliser, Recording, build_sequence, compare, record, stage_unique
 from harness.lifecycle import StageRunner
 from harness.stage import Deployment, Stage
 

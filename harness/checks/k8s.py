@@ -20,19 +20,19 @@ from typing import Any
 import pytest
 import requests
 
-from harness.chaos import DisruptionResult
 from harness.checks.common import load_url, needs, persistence_case, read_back, under_load, write
 from harness.checks.recovery import rerun_contract
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
+from harness.core.wait import NotYet, app_ready, wait_until
 from harness.k8s import status
 from harness.k8s.manifests import RELEASE_ANNOTATION
 from harness.k8s.pods import PodAnswer
 from harness.lifecycle import StageRunner
-from harness.plugin import Reporter
+from harness.load import DisruptionResult
+from harness.pytest_plugin import Reporter
 from harness.stage import Deployment, Stage
 from harness.stages.k8s import KubernetesStage
-from harness.wait import NotYet, app_ready, wait_until
 
 __all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as the next one expects it)
     "k8s",

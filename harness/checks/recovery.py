@@ -16,8 +16,8 @@ from harness.checks.common import Report, answers, load_fails, needs, persistenc
 from harness.config import Settings
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
+from harness.core.wait import app_ready, wait_until
 from harness.stage import Deployment, Stage
-from harness.wait import app_ready, wait_until
 
 OUTAGE_TIMEOUT = 60.0
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from harness.chaos.load import OVERLOADED
 from harness.checks.common import needs, under_load
 from harness.checks.k8s import assert_no_failure, deployment_of, k8s, per_pod, releases_served, restoring
 from harness.images.build import build_release_image
 from harness.k8s import disruption, nodes, rollout, status
 from harness.k8s.manifests import RELEASE_ANNOTATION
 from harness.k8s.watch import watch_until
-from harness.plugin import Reporter
+from harness.load.generator import OVERLOADED
+from harness.pytest_plugin import Reporter
 from harness.stages.k8s import KubernetesStage
 
 __all__ = [  # noqa: RUF022  (in the order they run)

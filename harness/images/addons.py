@@ -19,15 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import cache_dir, recipe_hash
+from harness.core.cache import cache_dir, recipe_hash
+from harness.core.run import run
 from harness.errors import ConfigError, StageproofError
 from harness.images import say, step
 from harness.images.docker import RECIPE_LABEL, build_image, image_is_current, require_docker
 from harness.images.gobuild import cached_build
 from harness.images.kind_node_go import GO_ENV, go_version
-from harness.run import run
 
-ADDONS_DIR = Path(__file__).resolve().parents[1] / "addons"
+ADDONS_DIR = Path(__file__).resolve().parent / "recipes" / "addons"
 MANIFESTS = ("network-policies.yaml", "traefik.yaml")
 #: kube-apiserver's default --service-node-port-range
 NODE_PORTS = range(30000, 32768)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import AppImage, ImageSettings, Settings
+from harness.core.release import current_release
+from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
 from harness.images import say, step
 from harness.images.change import changed_context
 from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
 from harness.images.substitutes import INHERITED_LABELS, ensure_substitutes
-from harness.release import current_release
-from harness.run import run
 
 PULL_TIMEOUT = 300.0
 #: what pip prints in a substitute when the wheel pool lacks a package

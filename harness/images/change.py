@@ -8,8 +8,8 @@ from pathlib import Path
 
 from docker.utils.build import exclude_paths
 
+from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
-from harness.run import run
 
 
 def changed_context(context: Path, patch: Path, into: Path, *, dockerfile: Path | None = None) -> Path:

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.core.run import run
 from harness.errors import CommandFailed, StageUnavailable
-from harness.run import run
 
 RECIPE_LABEL = "io.stageproof.recipe"
 #: on an image that stands in for an upstream one (`mysql:8.4`): which one; absent on real images

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.cache import cache_dir, recipe_hash
+from harness.core.cache import cache_dir, recipe_hash
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import StageUnavailable
 from harness.images.docker import RECIPE_LABEL, image_is_current
 from harness.images.kind_node_go import ensure_k8s_binaries, ensure_tool_binaries, go_version
@@ -31,8 +33,6 @@ from harness.images.kind_node_images import (
     ensure_toolbox,
 )
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, load_versions, note, step
-from harness.run import run
-from harness.wait import NotYet, wait_until
 
 NODE_ENTRYPOINT = 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]'
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.cache import cache_dir, recipe_hash
+from harness.core.cache import cache_dir, recipe_hash
+from harness.core.run import run
 from harness.images.gobuild import cached_build
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, step
-from harness.run import run
 
 K8S_COMMANDS = ("kubeadm", "kubelet", "kubectl", "kube-apiserver", "kube-controller-manager",
                 "kube-scheduler", "kube-proxy")

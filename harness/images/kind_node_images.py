@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import recipe_hash
+from harness.core.cache import recipe_hash
+from harness.core.run import run
 from harness.images.docker import RECIPE_LABEL, image_is_current
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, note, step
 from harness.images.rootfs import ensure_rootfs_image
-from harness.run import run
 
 IMAGES_DIR = RECIPE_DIR / "images"
 PATH_ENV = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

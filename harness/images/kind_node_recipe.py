@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from harness.cache import cache_dir
+from harness.core.cache import cache_dir
 from harness.errors import CommandFailed, StageproofError
 
-RECIPE_DIR = Path(__file__).resolve().parents[1] / "kind_node_recipe"
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes" / "kind-node"
 NODE_IMAGE_REPO = "stageproof/kind-node"
 
 

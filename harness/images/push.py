@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import Settings
+from harness.core.run import run
 from harness.errors import ConfigError
 from harness.images import say
-from harness.run import run
 
 PUSH_TIMEOUT = 900.0
 DOCKER_HUB = "docker.io"

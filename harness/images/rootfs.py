@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.cache import recipe_hash
+from harness.core.cache import recipe_hash
+from harness.core.run import run
 from harness.images.docker import RECIPE_LABEL, image_is_current
-from harness.run import run
 
 log = logging.getLogger("stageproof.images")
 

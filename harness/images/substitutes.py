@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness.cache import recipe_hash
+from harness.core.cache import recipe_hash
 from harness.errors import ConfigError
 from harness.images import docker, say, step
 from harness.images.docker import RECIPE_LABEL, SUBSTITUTE_LABEL, build_image, image_id, untag_others
 from harness.images.rootfs import ensure_rootfs_image
 from harness.images.wheels import add_to_pool, ensure_wheelhouse, link_or_copy, pool_wheels
 
-RECIPES = Path(__file__).resolve().parents[2] / "stages" / "images"
+RECIPES = Path(__file__).resolve().parent / "recipes"
 BASE = "stageproof/base:bookworm"
 BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3")

@@ -14,10 +14,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from harness.cache import cache_dir, recipe_hash
+from harness.core.cache import cache_dir, recipe_hash
+from harness.core.run import run
 from harness.errors import CommandFailed, StageUnavailable
 from harness.images import say
-from harness.run import run
 
 PYTHON_VERSION = "3.11"
 # Any manylinux tag up to glibc 2.36 (bookworm) runs in both base images.

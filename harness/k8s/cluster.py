@@ -16,16 +16,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import kind
 from harness.config import K8sSettings
+from harness.core.lock import OwnerLock
+from harness.core.run import run
+from harness.core.shield import say, shielded
 from harness.errors import ConfigError, StageUnavailable
-from harness.k8s import namespace
+from harness.k8s import kind, namespace
 from harness.k8s.api import connect
 from harness.k8s.manifests import Kubectl
-from harness.lock import OwnerLock
-from harness.registry import NETWORK_LABEL
-from harness.run import run
-from harness.shield import say, shielded
+from harness.services.registry import NETWORK_LABEL
 
 log = logging.getLogger("stageproof.k8s")
 
@@ -200,7 +199,7 @@ def delete_leftover_namespace(spec: K8sSettings) -> str | None:
 
 def _leftover_network(network: str) -> bool:
     """Our cluster's network without the cluster: a killed run's, unless it was made ready for
-    the cluster on purpose (a registry listens on its gateway: labelled harness.registry.NETWORK_LABEL)."""
+    the cluster on purpose (a registry listens on its gateway: labelled harness.services.registry.NETWORK_LABEL)."""
     found = run(["docker", "network", "inspect", "--format", "{{json .Labels}}", network], check=False)
     if found.returncode != 0:
         return False

@@ -25,9 +25,9 @@ import yaml
 
 from harness.appenv import app_env
 from harness.config import K8sSettings, Settings
+from harness.core.run import run
 from harness.errors import ConfigError
 from harness.k8s import disruption
-from harness.run import run
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE = ("kustomize", "--load-restrictor", "LoadRestrictionsNone")

@@ -11,12 +11,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from harness.core.run import run
+from harness.core.wait import NotYet
 from harness.errors import CapabilityMissing
 from harness.k8s.api import Api
 from harness.k8s.manifests import Kubectl
 from harness.k8s.watch import View, watch_until
-from harness.run import run
-from harness.wait import NotYet
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 

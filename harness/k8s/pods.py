@@ -14,10 +14,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness.core.wait import NotYet
 from harness.k8s.api import Api
 from harness.k8s.status import job_complete
 from harness.k8s.watch import watch_until
-from harness.wait import NotYet
 
 JOB_LABELS_SET_BY_KUBERNETES = ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
                                 "batch.kubernetes.io/job-name")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from harness.core.wait import NotYet
 from harness.errors import StageproofError
 from harness.k8s.watch import View
-from harness.wait import NotYet
 
 # Container states that never heal by themselves (a missing image, a broken config or crashes).
 HOPELESS = {"CrashLoopBackOff", "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName",

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
+from harness.core.wait import NotYet, _safe
 from harness.errors import WaitTimeout
-from harness.wait import NotYet, _safe
 
 log = logging.getLogger("stageproof.k8s")
 T = TypeVar("T")

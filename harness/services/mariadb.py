@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 import pymysql
 
+from harness.core.net import LOOPBACK, free_port
+from harness.core.process import ManagedProcess
+from harness.core.wait import wait_until
 from harness.errors import StageFailed, StageUnavailable
-from harness.net import LOOPBACK, free_port
-from harness.process import ManagedProcess
-from harness.wait import wait_until
 
 SERVER_BINARIES = ("mariadbd", "mysqld")
 INSTALL_BINARIES = ("mariadb-install-db", "mysql_install_db")

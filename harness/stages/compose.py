@@ -18,7 +18,14 @@ from subprocess import CompletedProcess
 from typing import Any
 
 from harness.appenv import app_env
-from harness.compose_override import (
+from harness.config import ComposeSettings, Settings
+from harness.core.net import LOOPBACK, free_port
+from harness.core.run import run
+from harness.core.wait import app_ready, wait_until
+from harness.errors import CommandFailed, ConfigError, StageFailed
+from harness.images.build import ensure_images
+from harness.stage import Deployment, Stage, register
+from harness.stages.compose_override import (
     WebService,
     compose_override,
     read_compose_file,
@@ -26,12 +33,6 @@ from harness.compose_override import (
     require_services,
     write_private,
 )
-from harness.config import ComposeSettings, Settings
-from harness.errors import CommandFailed, ConfigError, StageFailed
-from harness.images.build import ensure_images
-from harness.net import LOOPBACK, free_port
-from harness.run import run
-from harness.stage import Deployment, Stage, register
 from harness.stages.containers import (
     INTERRUPTED_SETTLE,
     OWNER_LABEL,
@@ -43,7 +44,6 @@ from harness.stages.containers import (
     remove_run,
     run_labels,
 )
-from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.compose")
 WORKDIR_PREFIX = "stageproof-compose-"  # + <owner pid>-<run id>-: reap finds a dead run's folder

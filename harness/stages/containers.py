@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import StageFailed, StageUnavailable
 from harness.images.docker import require_docker
-from harness.run import run
 from harness.stage import RUN_LABEL, STAGE_LABEL
-from harness.wait import NotYet, wait_until
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -13,10 +13,11 @@ from typing import Any
 
 from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings
+from harness.core.net import LOOPBACK, free_port
+from harness.core.wait import app_ready
 from harness.errors import StageFailed
 from harness.images.build import ensure_images
-from harness.net import LOOPBACK, free_port
-from harness.seed import local_argv
+from harness.services.seed import local_argv
 from harness.stage import Deployment, Stage, register
 from harness.stages.containers import (
     INTERRUPTED_SETTLE,
@@ -35,7 +36,6 @@ from harness.stages.docker_parts import (
     mysql_ready,
     start,
 )
-from harness.wait import app_ready
 
 INITDB = "/docker-entrypoint-initdb.d"  # the official mysql image's init directory
 

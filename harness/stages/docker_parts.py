@@ -16,8 +16,8 @@ from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import ExecWaitStrategy
 from testcontainers.core.waiting_utils import WaitStrategy
 
-from harness.net import LOOPBACK
-from harness.wait import RETRIED, wait_until
+from harness.core.net import LOOPBACK
+from harness.core.wait import RETRIED, wait_until
 
 if TYPE_CHECKING:
     from testcontainers.core.waiting_utils import WaitStrategyTarget

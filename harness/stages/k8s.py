@@ -23,15 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from harness import kind
 from harness.config import K8sSettings, Settings
+from harness.core.run import run
+from harness.core.wait import app_ready, wait_until
 from harness.errors import CapabilityMissing, ConfigError, StageproofError
-from harness.k8s import addons, cluster, diagnostics, manifests, namespace, nodes, pods, rollout, status
+from harness.k8s import addons, cluster, diagnostics, kind, manifests, namespace, nodes, pods, rollout, status
 from harness.k8s.api import Api, connect
 from harness.k8s.watch import watch_until
-from harness.run import run
 from harness.stage import Deployment, Stage, register
-from harness.wait import app_ready, wait_until
 
 log = logging.getLogger("stageproof.k8s")
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings
+from harness.core.net import LOOPBACK, free_port, port_is_free
+from harness.core.process import ManagedProcess
+from harness.core.wait import app_ready, wait_until
 from harness.errors import CapabilityMissing, StageFailed
-from harness.net import LOOPBACK, free_port, port_is_free
-from harness.process import ManagedProcess
-from harness.seed import endpoint_from_url, local_argv, local_commands, seed_database
 from harness.services.mariadb import MariaDBServer, mariadb_missing
+from harness.services.seed import endpoint_from_url, local_argv, local_commands, seed_database
 from harness.stage import Deployment, Stage, register
 from harness.stages import local_reap
-from harness.wait import app_ready, wait_until
 
 
 class LocalStage(Stage):

@@ -5,12 +5,12 @@ docker stage. Every image a cluster needs is here, and a substitute says what it
 from __future__ import annotations
 
 from harness.config import Settings
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.images.build import ensure_images
 from harness.images.docker import SUBSTITUTE_LABEL, image_labels
-from harness.run import run
 from harness.stage import Deployment
 from harness.stages.docker import DockerStage
-from harness.wait import NotYet, wait_until
 
 
 def _inspect(ref: str, template: str) -> str:

@@ -17,10 +17,10 @@ import pymysql
 import pytest
 
 from harness.config import Settings
+from harness.core.net import LOOPBACK, free_port
+from harness.core.wait import NotYet, wait_until
 from harness.images.build import ensure_images
-from harness.net import LOOPBACK, free_port
 from harness.stages.containers import docker_client, run_labels
-from harness.wait import NotYet, wait_until
 
 START_TIMEOUT = 120.0
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks.container_cleanup import (  # noqa: F401
+from harness.config import Settings
+from harness.errors import StageFailed
+from harness.lifecycle import StageRunner
+from tests.support.container_cleanup import (  # noqa: F401
     child_run,
     labelled,
     test_reap_removes_a_killed_run_and_spares_live_ones,
 )
-from harness.config import Settings
-from harness.errors import StageFailed
-from harness.lifecycle import StageRunner
 
 
 def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: Settings) -> None:

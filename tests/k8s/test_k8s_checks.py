@@ -9,7 +9,7 @@ import pytest
 
 from harness.checks.k8s import *  # noqa: F403  (the generic checks and their fixtures, collected here)
 from harness.k8s import pods
-from harness.plugin import Reporter
+from harness.pytest_plugin import Reporter
 from harness.stages.k8s import KubernetesStage
 
 pytestmark = pytest.mark.slow

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import pytest
 from kubernetes import client, config
 
+from harness.core.net import LOOPBACK, free_port
+from harness.core.process import ManagedProcess
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_for_http, wait_until
 from harness.errors import StageUnavailable
 from harness.images.kind_node import ensure_kind_node_image
 from harness.images.kind_node_recipe import load_versions
-from harness.kind import KindCluster, RenderedConfig, render_config
+from harness.k8s.kind import KindCluster, RenderedConfig, render_config
 from harness.lifecycle import in_ci
-from harness.net import LOOPBACK, free_port
-from harness.process import ManagedProcess
-from harness.run import run
-from harness.wait import NotYet, wait_for_http, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ processes, containers, networks, volumes and folders (harness/checks/leak_audit.
 
 from __future__ import annotations
 
-from harness.checks.leak_audit import CLOSED_STDOUT, interrupt_audit
+from tests.support.leak_audit import CLOSED_STDOUT, interrupt_audit
 
 test_an_interrupted_local_run_leaves_nothing = interrupt_audit(
     "local-sqlite", "local-mysql", within=2.0,

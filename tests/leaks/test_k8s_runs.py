@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.checks.k8s_leaks import MOMENTS, ClusterWatch
-from harness.checks.leak_audit import audit, log_tail, require_stage, spawn, stageproof_command, wait_group_gone
 from harness.config import K8sSettings, Settings, config_path
-from harness.lock import OwnerLock
-from harness.wait import NotYet, wait_until
+from harness.core.lock import OwnerLock
+from harness.core.wait import NotYet, wait_until
+from tests.support.k8s_leaks import MOMENTS, ClusterWatch
+from tests.support.leak_audit import audit, log_tail, require_stage, spawn, stageproof_command, wait_group_gone
 
 RUN_TIMEOUT = 900.0  # one contract-only k8s run: about 80 s on a warm 2-core machine
 CUT_WITHIN = {"cluster create": 5.0, "apply and wait": 3.0}

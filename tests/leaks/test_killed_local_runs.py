@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.checks.leak_audit import (
+from harness.config import Settings, config_path
+from harness.core.wait import NotYet, wait_until
+from harness.lifecycle import StageRunner
+from tests.support.leak_audit import (
     RUN_ID,
     leftovers,
     owner_groups,
@@ -26,9 +29,6 @@ from harness.checks.leak_audit import (
     stageproof_command,
     wait_group_gone,
 )
-from harness.config import Settings, config_path
-from harness.lifecycle import StageRunner
-from harness.wait import NotYet, wait_until
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from harness.registry import LocalRegistry
+from harness.services.registry import LocalRegistry
 
 
 def test_the_registry_checks_credentials_and_leaves_nothing_behind() -> None:

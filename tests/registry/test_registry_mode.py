@@ -19,15 +19,14 @@ from typing import Any
 
 import pytest
 
-from harness import kind
 from harness.config import Settings, config_path, parse_settings, with_credentials
 from harness.contract.cases import load_cases
 from harness.contract.runner import ContractClient
+from harness.core.release import current_release
+from harness.core.run import run
 from harness.images.push import Pushed, docker_login, push_built, upstream_path
-from harness.k8s import cluster, pods
-from harness.registry import NETWORK_LABEL, LocalRegistry
-from harness.release import current_release
-from harness.run import run
+from harness.k8s import cluster, kind, pods
+from harness.services.registry import NETWORK_LABEL, LocalRegistry
 from harness.stages.k8s import KubernetesStage, registry_mirror
 
 pytestmark = pytest.mark.slow

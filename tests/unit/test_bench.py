@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.bench import (
+from harness.load.generator import OVERLOADED, Sample
+from tools.bench import (
     Cycle,
     RateStep,
     _hand_override,
@@ -19,7 +20,6 @@ from harness.bench import (
     rate_step,
     slip,
 )
-from harness.chaos.load import OVERLOADED, Sample
 
 
 def sample(due: float, late: float | None = 0.0, error: str | None = None) -> Sample:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import recipe_hash
+from harness.core.cache import recipe_hash
 
 
 def test_recipe_hash_reads_paths_not_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

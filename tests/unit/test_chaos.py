@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.chaos import LoadGenerator, measure_disruption
-from harness.chaos.disrupt import DisruptionResult
-from harness.chaos.load import ABANDONED, MAX_RATE_CAP, OVERLOADED, Sample, percentile, require_loopback, summarize
-from harness.net import free_port
+from harness.core.net import free_port
+from harness.load import LoadGenerator, measure_disruption
+from harness.load.disruption import DisruptionResult
+from harness.load.generator import ABANDONED, MAX_RATE_CAP, OVERLOADED, Sample, percentile, require_loopback, summarize
 
 
 class Backend(ThreadingHTTPServer):
@@ -215,8 +215,8 @@ def test_an_unknown_method_is_refused() -> None:
 
 
 def test_a_few_requests_the_client_could_not_send_are_reported_not_failed() -> None:
-    from harness.chaos.disrupt import DisruptionResult
-    from harness.chaos.load import OVERLOADED, LoadResult
+    from harness.load.disruption import DisruptionResult
+    from harness.load.generator import OVERLOADED, LoadResult
 
     def result(dropped: int, app_failures: int = 0) -> DisruptionResult:
         reasons = {OVERLOADED: dropped, **({"HTTP 502": app_failures} if app_failures else {})}
@@ -230,8 +230,8 @@ def test_a_few_requests_the_client_could_not_send_are_reported_not_failed() -> N
 
 
 def test_a_request_in_flight_when_the_disruption_began_is_not_a_failure_before_it() -> None:
-    from harness.chaos.disrupt import DisruptionResult
-    from harness.chaos.load import Sample, summarize
+    from harness.load.disruption import DisruptionResult
+    from harness.load.generator import Sample, summarize
 
     def disrupted_at_two(*failures: Sample) -> DisruptionResult:
         ok = [Sample(n / 10, 0.01) for n in range(40)]

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.compose_override import (
+from harness.core.run import run
+from harness.errors import ConfigError
+from harness.stages.compose_override import (
     OVERRIDE,
     RESET,
     Tagged,
@@ -23,8 +25,6 @@ from harness.compose_override import (
     require_services,
     write_private,
 )
-from harness.errors import ConfigError
-from harness.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = {"io.stageproof.run": "r1", "io.stageproof.stage": "compose", "io.stageproof.owner": "42@host"}

@@ -13,8 +13,7 @@ from harness.checks.diff_check import recording_path
 from harness.cli import main
 from harness.config import load_settings
 from harness.contract.cases import load_cases
-from harness.contract.runner import ContractClient
-from harness.diff import (
+from harness.contract.diff import (
     MASKED,
     VOLATILE,
     Answer,
@@ -27,6 +26,7 @@ from harness.diff import (
     record,
     stage_unique,
 )
+from harness.contract.runner import ContractClient
 from harness.stage import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import yaml
 from harness.config import K8sSettings, load_settings
 from harness.errors import ConfigError
 from harness.k8s.cluster import user_context
-from harness.kind import render_config
+from harness.k8s.kind import render_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind"}, context={"root": ROOT})
@@ -101,7 +101,7 @@ def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_registry_mirror_reaches_every_node(tmp_path: Path) -> None:
-    from harness.kind import CERTS_DIR, RegistryMirror
+    from harness.k8s.kind import CERTS_DIR, RegistryMirror
 
     mirror = RegistryMirror("http://172.18.0.1:5000", mirror_for=("docker.io",), credentials=("team", "pw"))
     rendered = render_config("mirrored", nodes=3, mirror=mirror)

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from harness.appenv import app_env
-from harness.cache import cache_dir
 from harness.config import Settings, load_settings
+from harness.core.cache import cache_dir
 from harness.errors import ConfigError
 from harness.k8s.manifests import (
     INGRESS_NAME,

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import kind
 from harness.config import K8sSettings, load_settings
-from harness.k8s import cluster
-from harness.lock import LockTimeout, OwnerLock
+from harness.core.lock import LockTimeout, OwnerLock
+from harness.k8s import cluster, kind
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind", "cluster": "unit-c"},
@@ -71,7 +70,7 @@ def test_a_second_owner_gives_up_after_its_bound() -> None:
 
 
 def test_the_kernel_frees_the_lock_of_a_killed_owner(cache: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from harness.lock import OwnerLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from harness.core.lock import OwnerLock; "
                                "OwnerLock('kind-z', run_id='doomed').try_acquire(); print('held', flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert holder.stdout is not None and holder.stdout.readline() == b"held\n"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from harness.core.wait import NotYet
 from harness.k8s.status import (
     ResourceFailed,
     job_complete,
@@ -18,7 +19,6 @@ from harness.k8s.status import (
     rolled_out,
 )
 from harness.k8s.watch import watch_until
-from harness.wait import NotYet
 
 
 def pod(name: str, *, ready: bool = True, terminating: bool = False, waiting: str | None = None,

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from harness.plugin import _arm_for_stages, _interrupt, _refuse_parallel_stages, pytest_unconfigure
+from harness.pytest_plugin import _arm_for_stages, _interrupt, _refuse_parallel_stages, pytest_unconfigure
 
 pytest_plugins = ["pytester"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos.load import Sample, summarize
-from harness.report import Ledger
-from harness.report_html import FAILED, write_reports
+from harness.load.generator import Sample, summarize
+from harness.report.html import FAILED, write_reports
+from harness.report.ledger import Ledger
 
 pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parents[2]

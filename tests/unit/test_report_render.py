@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos.load import Sample, summarize
 from harness.lifecycle import in_ci
-from harness.report import Ledger
-from harness.report_html import CELLS, FAILED, find_browser, screenshot, write_reports
+from harness.load.generator import Sample, summarize
+from harness.report.html import CELLS, FAILED, find_browser, screenshot, write_reports
+from harness.report.ledger import Ledger
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from harness.core.run import run
 from harness.errors import CommandFailed
-from harness.run import run
 
 SLOW_TALKER = "import sys,time; print('partial', file=sys.stderr, flush=True); time.sleep(5)"
 

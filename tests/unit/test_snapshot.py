@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.k8s.snapshot import Snapshot, differences
+from tests.support.snapshot import Snapshot, differences
 
 BEFORE: Snapshot = {"(cluster)": {"Namespace/team": "u1", "Node/n1": "u2"},
                     "team": {"ConfigMap/settings": "u3@100", "Pod/api-1": "u4"}}

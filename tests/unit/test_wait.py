@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core.wait import NotYet, wait_until
 from harness.errors import WaitTimeout
-from harness.wait import NotYet, wait_until
 
 
 def test_returns_once_the_probe_succeeds() -> None:

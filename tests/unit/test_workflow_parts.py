@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from harness.config import Settings, load_settings
+from harness.core.run import run
 from harness.errors import ConfigError
 from harness.images.change import changed_context
 from harness.k8s import disruption
 from harness.k8s.nodes import pick_worker
 from harness.k8s.rollout import cpu_millis, with_more_cpu
-from harness.run import run
 from harness.stages.k8s import NODE_CHAOS, KubernetesStage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 
 from harness.config import Settings, config_path
+from harness.core.wait import NotYet, wait_until
 from harness.lifecycle import in_ci
 from harness.stage import RUN_LABEL, get_stage
-from harness.wait import NotYet, wait_until
 
 AUDITED_ENV = "STAGEPROOF_LEAK_AUDIT"  # set inside an audited run: its own audits skip (no recursion)
 RUN_ID = re.compile(r"bringing up \(run (\w+)")

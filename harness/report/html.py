@@ -17,9 +17,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.core.run import run
 from harness.errors import StageUnavailable
-from harness.report import Ledger, StageRecord
-from harness.run import run
+from harness.report.ledger import Ledger, StageRecord
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: headless without a sandbox (root in CI) and without any network of its own (the machines have none)
@@ -283,7 +283,7 @@ def page_height(html: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.report_html PAGE.html...`: each page, whole, to PAGE.png beside it."""
+    """`python -m harness.report.html PAGE.html...`: each page, whole, to PAGE.png beside it."""
     pages = [Path(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     for page in pages:
         png = screenshot(page, page.with_suffix(".png"), size=(1200, page_height(page.read_text(encoding="utf-8"))))

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import Settings, config_path
-from harness.process import ManagedProcess
+from harness.core.process import ManagedProcess
+from harness.core.wait import NotYet, wait_until
 from harness.stage import RUN_LABEL, get_stage
 from harness.stages.containers import OWNER_LABEL, docker_client, label_filters, labelled_objects
-from harness.wait import NotYet, wait_until
 
 CHILD = """
 import logging, sys, time

@@ -15,9 +15,9 @@ import pymysql
 
 from harness.appenv import MYSQL_PORT, DatabaseEndpoint
 from harness.config import LocalCommands, Settings
+from harness.core.run import run
+from harness.core.wait import wait_until
 from harness.errors import ConfigError, StageFailed
-from harness.run import run
-from harness.wait import wait_until
 
 
 def local_commands(settings: Settings) -> LocalCommands:

@@ -5,8 +5,8 @@ Objects are compared by uid (nothing re-created), and those that change only whe
 them (ConfigMaps, Secrets, Services, ServiceAccounts, workloads' specs) by resourceVersion or
 generation. Pods, Nodes, Leases and Events change by themselves and are compared by uid or not at all.
 
-    python -m harness.k8s.snapshot save FILE     # the cluster [stages.k8s] context names
-    python -m harness.k8s.snapshot check FILE    # ... and its namespace must be gone
+    python -m tests.support.snapshot save FILE     # the cluster [stages.k8s] context names
+    python -m tests.support.snapshot check FILE    # ... and its namespace must be gone
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def differences(before: Snapshot, after: Snapshot, *, gone: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.k8s.snapshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.snapshot", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["save", "check"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--config", type=Path, default=None, help="default: $STAGEPROOF_CONFIG or ./stageproof.toml")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from harness.shield import deferred
+from harness.core.shield import deferred
 
 log = logging.getLogger("stageproof.process")
 

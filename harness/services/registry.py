@@ -21,11 +21,11 @@ from types import TracebackType
 import requests
 import yaml
 
+from harness.core.net import LOOPBACK, free_port
+from harness.core.process import ManagedProcess
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import StageUnavailable
-from harness.net import LOOPBACK, free_port
-from harness.process import ManagedProcess
-from harness.run import run
-from harness.wait import NotYet, wait_until
 
 log = logging.getLogger("stageproof.registry")
 BINARY = "docker-registry"

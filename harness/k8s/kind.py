@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from harness.cache import cache_dir
+from harness.core.cache import cache_dir
+from harness.core.net import LOOPBACK, free_port
+from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import ConfigError, StageproofError
-from harness.net import LOOPBACK, free_port
-from harness.run import run
-from harness.wait import NotYet, wait_until
 
 log = logging.getLogger("stageproof.kind")
 

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.appenv import DatabaseEndpoint, app_env
-from harness.chaos.load import LoadGenerator, Sample, percentile, summarize
 from harness.config import Settings, load_settings
+from harness.core.net import LOOPBACK, free_port, port_is_free
+from harness.core.release import current_release
+from harness.core.run import run
 from harness.images.build import ensure_images
 from harness.lifecycle import StageRunner
-from harness.net import LOOPBACK, free_port, port_is_free
-from harness.release import current_release
-from harness.run import run
-from harness.seed import local_argv
+from harness.load.generator import LoadGenerator, Sample, percentile, summarize
+from harness.services.seed import local_argv
 
 RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
 STEP_SECONDS = 5.0
@@ -352,7 +352,7 @@ def _cycle_line(cycle: Cycle) -> str:
 
 # -- the front door ------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=PARTS, help="measure only this (repeatable)")
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--seconds", type=float, default=STEP_SECONDS, help="how long each rate is held")

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import cache_dir
+from harness.core.cache import cache_dir
+from harness.core.wait import NotYet, wait_until
 from harness.errors import StageproofError
-from harness.wait import NotYet, wait_until
 
 PROGRESS_EVERY = 30.0  # seconds between two "still waiting" lines
 

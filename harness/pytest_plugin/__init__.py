@@ -17,13 +17,13 @@ import pytest
 from harness.checks.common import missing_settings
 from harness.config import Settings, load_settings
 from harness.contract.cases import Case, load_cases
+from harness.contract.diff import stage_unique
 from harness.contract.runner import ContractClient
-from harness.diff import stage_unique
+from harness.core.shield import arm, disarm, interrupt, mute_dead_output
 from harness.errors import ConfigError, StageUnavailable
 from harness.lifecycle import StageRunner, in_ci
-from harness.pytest_docker_interop import register_if_wanted
-from harness.report import Ledger
-from harness.shield import arm, disarm, interrupt, mute_dead_output
+from harness.pytest_plugin.pytest_docker import register_if_wanted
+from harness.report.ledger import Ledger
 from harness.stage import Deployment, Stage, get_stage
 
 ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
@@ -196,7 +196,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_line(runner.ledger.table())
     target = config.getoption("stageproof_report")
     if target:
-        from harness.report_html import write_reports
+        from harness.report.html import write_reports
 
         html = write_reports(runner.ledger, Path(target))
         terminalreporter.write_line(f"stageproof report: {target} and {html}")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.chaos.load import OVERLOADED, LoadGenerator, LoadResult
-from harness.wait import NotYet, wait_until
+from harness.core.wait import NotYet, wait_until
+from harness.load.generator import OVERLOADED, LoadGenerator, LoadResult
 
 BASELINE_TIMEOUT = 30.0
 #: requests the load client could not send on time (its own overload, not the app's): up to this

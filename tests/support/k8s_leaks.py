@@ -14,11 +14,11 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness import kind
-from harness.checks.leak_audit import Watch, processes
+from harness.core.lock import lock_path
+from harness.core.run import run
 from harness.errors import StageproofError
-from harness.lock import lock_path
-from harness.run import run
+from harness.k8s import kind
+from tests.support.leak_audit import Watch, processes
 
 #: when to cut, and the sign (in the run's output, or a node container) that the moment has come
 MOMENTS = {"cluster create": None, "apply and wait": "k8s: add-ons ready"}

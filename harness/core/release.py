@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.run import run
+from harness.core.run import run
 
 RELEASE_ENV = "STAGEPROOF_RELEASE"
 

@@ -1,7 +1,7 @@
 """The run's summary: per stage, checks passed/failed and the time of each phase.
 
 Printed at the end of every run and, with `--stageproof-report PATH`, written as JSON (and as
-a self-contained HTML page beside it, see `harness.report_html`).
+a self-contained HTML page beside it, see `harness.report.html`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The harness's plumbing: subprocesses, processes, waits, ownership, ports, caches, signals."""

@@ -1,0 +1,1 @@
+"""The run's ledger and its pages."""

@@ -1,0 +1,1 @@
+"""stageproof's own tests."""

@@ -1,0 +1,1 @@
+"""stageproof's own tooling, not shipped in the wheel: the benchmark."""
