@@ -10,8 +10,10 @@ it, so two apps on one machine converge on one substitute image instead of flipp
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from harness.core.cache import cache_dir, recipe_hash
@@ -23,6 +25,8 @@ PYTHON_VERSION = "3.11"
 # Any manylinux tag up to glibc 2.36 (bookworm) runs in both base images.
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
 COMPLETE = ".complete"
+#: what `pip wheel` prints for each wheel it built from an sdist
+BUILT_WHEEL = re.compile(r"Created wheel for ([^:]+):")
 
 
 def ensure_wheelhouse(requirements: Path, *, timeout: float = 900) -> Path:
@@ -84,23 +88,71 @@ def _download_binary(requirements: Path, dest: Path, *, timeout: float) -> None:
 
 
 def _build_wheels(requirements: Path, dest: Path, *, timeout: float) -> None:
-    """`pip wheel` on the host: needs a CPython 3.11 here (the image's version) to build sdists."""
-    python = _host_python()
-    run([python, "-m", "pip", "wheel", "--disable-pip-version-check", "--requirement", str(requirements),
-         "--wheel-dir", str(dest)], timeout=timeout)
+    """`pip wheel` on the host for CPython 3.11 (the image's version), with whatever pip this machine
+    has: one beside a 3.11 interpreter, pip run by uv, or pip bootstrapped into a throwaway venv
+    (a uv-made venv or a `uv tool` install has none). The progress line names what was built."""
+    # --no-cache-dir: no hidden state of pip's own (this cache is ours, keyed by the file)
+    with tempfile.TemporaryDirectory(prefix="stageproof-pip-") as scratch:
+        pip, how = _wheel_builder(Path(scratch), timeout=timeout)
+        say(f"building wheels for {requirements.name} with {how}")
+        proc = run([*pip, "wheel", "--disable-pip-version-check", "--no-cache-dir", "--requirement", str(requirements),
+                    "--wheel-dir", str(dest)], timeout=timeout)
+    built = BUILT_WHEEL.findall(proc.stdout)
+    say(f"wheelhouse for {requirements.name}: {len(list(dest.glob('*.whl')))} wheels"
+        + (f", built here from sdists: {', '.join(built)}" if built else ""))
 
 
-def _host_python() -> str:
-    """A Python 3.11 with pip on this machine: this interpreter, else `python3.11` on PATH."""
-    candidates = [sys.executable] if sys.version_info[:2] == (3, 11) else []
-    candidates += [found for found in [shutil.which(f"python{PYTHON_VERSION}")] if found]
-    for python in dict.fromkeys(candidates):
-        if run([python, "-m", "pip", "--version"], check=False).returncode == 0:
-            return python
+Builder = tuple[list[str], str]
+
+
+def _wheel_builder(scratch: Path, *, timeout: float) -> Builder:
+    """A pip for CPython 3.11 and how it was found, the first of `BUILDERS` this machine offers."""
+    for find in BUILDERS:
+        found = find(scratch, timeout)
+        if found is not None:
+            return found
     raise StageUnavailable(
         f"a requirement has no binary wheel for CPython {PYTHON_VERSION} (see above), so its wheel must be "
-        f"built on this machine: that needs a CPython {PYTHON_VERSION} with pip (run stageproof with one, or "
-        f"put python{PYTHON_VERSION} with pip on PATH); this is {sys.version.split()[0]} at {sys.executable}")
+        f"built on this machine with pip, and none was found: no CPython {PYTHON_VERSION} here has pip or "
+        f"ensurepip (Debian: apt-get install python3-venv), and uv is not on PATH; "
+        f"this is {sys.version.split()[0]} at {sys.executable}")
+
+
+def pip_beside_python(scratch: Path, timeout: float) -> Builder | None:
+    """The pip of a CPython 3.11 here (this interpreter, the one its venv was made from, python3.11)."""
+    for python in _pythons_311():
+        if run([python, "-m", "pip", "--version"], check=False).returncode == 0:
+            return [python, "-m", "pip"], f"the pip of {python}"
+    return None
+
+
+def pip_by_uv(scratch: Path, timeout: float) -> Builder | None:
+    """pip run by uv in a tool environment of its own (`uv tool run --from pip`)."""
+    uv, pythons = shutil.which("uv"), _pythons_311()
+    if uv is None or not pythons:
+        return None
+    return [uv, "tool", "run", "--python", pythons[0], "--from", "pip", "pip"], f"pip run by uv ({uv})"
+
+
+def pip_bootstrapped(scratch: Path, timeout: float) -> Builder | None:
+    """pip put by `ensurepip` into a throwaway venv under `scratch` (removed after the build)."""
+    for python in _pythons_311():
+        venv = scratch / "venv"
+        if run([python, "-m", "venv", "--clear", str(venv)], check=False, timeout=timeout).returncode == 0:
+            return [str(venv / "bin" / "python"), "-m", "pip"], f"pip bootstrapped into a throwaway venv of {python}"
+    return None
+
+
+BUILDERS = (pip_beside_python, pip_by_uv, pip_bootstrapped)
+
+
+def _pythons_311() -> list[str]:
+    """CPython 3.11 interpreters here: this one, the one its venv was made from, `python3.11` on PATH."""
+    found: list[str] = []
+    if sys.version_info[:2] == (3, 11):
+        found += [sys.executable, getattr(sys, "_base_executable", "") or sys.executable]
+    found += [path for path in [shutil.which(f"python{PYTHON_VERSION}")] if path]
+    return list(dict.fromkeys(path for path in found if path))
 
 
 def _pip() -> list[str]:

@@ -210,15 +210,32 @@ def test_an_sdist_only_requirement_is_built_into_a_wheel_on_the_host(
             dest = Path(argv[argv.index("--wheel-dir") + 1])
             dest.mkdir(parents=True, exist_ok=True)
             (dest / "docopt-0.6.2-py2.py3-none-any.whl").write_text("built")
+            return subprocess.CompletedProcess(argv, 0, "Created wheel for docopt: filename=docopt-0.6.2", "")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     monkeypatch.setattr(wheels, "run", fake_run)
-    monkeypatch.setattr(wheels, "_host_python", lambda: "/usr/bin/python3.11")
+    monkeypatch.setattr(wheels, "_wheel_builder",
+                        lambda scratch, timeout: (["/usr/bin/python3.11", "-m", "pip"], "the pip of python3.11"))
     house = wheels.ensure_wheelhouse(requirements)
     assert [w.name for w in house.glob("*.whl")] == ["docopt-0.6.2-py2.py3-none-any.whl"]
     assert calls[-1][:4] == ["/usr/bin/python3.11", "-m", "pip", "wheel"]
     calls.clear()
     assert wheels.ensure_wheelhouse(requirements) == house and calls == []  # cached by the file
+
+
+def test_without_pip_anywhere_the_wheelhouse_says_what_to_install(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wheels, "BUILDERS", (lambda scratch, timeout: None,))
+    with pytest.raises(wheels.StageUnavailable, match="python3-venv"):
+        wheels._wheel_builder(tmp_path, timeout=1)
+
+
+def test_a_uv_venv_python_finds_the_interpreter_it_was_made_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A uv-made venv has no pip, but the CPython it was made from may: it is a candidate too."""
+    monkeypatch.setattr(wheels.sys, "executable", "/venv/bin/python")
+    monkeypatch.setattr(wheels.sys, "_base_executable", "/opt/cpython/bin/python3.11", raising=False)
+    monkeypatch.setattr(wheels.shutil, "which", lambda name, **_: None)
+    assert wheels._pythons_311() == ["/venv/bin/python", "/opt/cpython/bin/python3.11"]
 
 
 def test_a_cached_go_build_runs_once_keeps_no_partial_and_drops_older_keys(tmp_path: Path) -> None:
