@@ -5,6 +5,11 @@ Objects are compared by uid (nothing re-created), and those that change only whe
 them (ConfigMaps, Secrets, Services, ServiceAccounts, workloads' specs) by resourceVersion or
 generation. Pods, Nodes, Leases and Events change by themselves and are compared by uid or not at all.
 
+The after-snapshot waits until removing the run's namespace has settled: the namespace is gone, the
+PersistentVolumes its claims had are reclaimed, and two snapshots `SETTLE_INTERVAL` apart agree (the
+storage provisioner's helper pods, which delete the volume data, have come and gone). Nothing is
+exempted from the comparison: what never settles is a timeout naming the last differences.
+
     python -m tests.support.snapshot save FILE     # the cluster [stages.k8s] context names
     python -m tests.support.snapshot check FILE    # ... and its namespace must be gone
 """
@@ -19,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import load_settings
+from harness.core.wait import NotYet, wait_until
 from harness.k8s.api import Api, connect
 from harness.k8s.cluster import user_context
 
 Snapshot = dict[str, dict[str, str]]
+SETTLE_INTERVAL = 3.0
+SETTLE_TIMEOUT = 180.0
 
 
 def _versioned(item: Any) -> str:
@@ -60,6 +68,8 @@ def take(api: Api) -> Snapshot:
         found.setdefault(namespace.metadata.name, {})
     for node in api.core.list_node().items:
         found["(cluster)"][f"Node/{node.metadata.name}"] = _uid(node)
+    for volume in api.core.list_persistent_volume().items:
+        found["(cluster)"][f"PersistentVolume/{volume.metadata.name}"] = _uid(volume)
     for kind, (list_all, identity) in _kinds(api).items():
         for item in list_all().items:
             found.setdefault(item.metadata.namespace, {})[f"{kind}/{item.metadata.name}"] = identity(item)
@@ -79,6 +89,41 @@ def differences(before: Snapshot, after: Snapshot, *, gone: str) -> list[str]:
     return problems
 
 
+def settled(take_now: Callable[[], Snapshot], *, gone: str, claims_left: Callable[[], list[str]],
+            interval: float = SETTLE_INTERVAL, timeout: float = SETTLE_TIMEOUT) -> Snapshot:
+    """The snapshot once the run's removal has settled: namespace `gone` absent, no volume still
+    bound to a claim of it (`claims_left` names them), and two snapshots `interval` apart equal."""
+    def namespace_and_volumes_gone() -> None:
+        if f"Namespace/{gone}" in take_now()["(cluster)"]:
+            raise NotYet(f"namespace {gone} is still there")
+        if volumes := claims_left():
+            raise NotYet(f"volumes of namespace {gone} not reclaimed yet: {', '.join(volumes)}")
+
+    wait_until(namespace_and_volumes_gone, what=f"namespace {gone} and its volumes to be removed", timeout=timeout,
+               interval=interval, max_interval=interval)
+    last: list[Snapshot] = [take_now()]
+
+    def stable() -> Snapshot:
+        now = take_now()
+        changed = differences(last[0], now, gone=gone)
+        last[0] = now
+        if changed:
+            raise NotYet(f"still changing: {'; '.join(changed[:5])}")
+        return now
+
+    return wait_until(stable, what=f"the cluster to settle after removing namespace {gone} (two snapshots "
+                      f"{interval:g}s apart agreeing)", timeout=timeout, interval=interval, max_interval=interval)
+
+
+def volumes_of(api: Api, namespace: str) -> Callable[[], list[str]]:
+    """The PersistentVolumes still bound (claimRef) to a claim in `namespace`."""
+    def claimed() -> list[str]:
+        return sorted(volume.metadata.name for volume in api.core.list_persistent_volume().items
+                      if volume.spec.claim_ref is not None and volume.spec.claim_ref.namespace == namespace)
+
+    return claimed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.snapshot", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["save", "check"])
@@ -90,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     if spec is None or theirs is None:
         raise SystemExit("stages.k8s.context is not set ($STAGEPROOF_K8S_CONTEXT): which cluster to snapshot?")
     context, kubeconfig, _ = theirs
-    now = take(connect(kubeconfig, context))
+    api = connect(kubeconfig, context)
+    if args.action == "check":
+        now = settled(lambda: take(api), gone=spec.namespace, claims_left=volumes_of(api, spec.namespace))
+    else:
+        now = take(api)
     objects = sum(len(scope) for scope in now.values())
     if args.action == "save":
         args.file.write_text(json.dumps(now, indent=1, sort_keys=True))
