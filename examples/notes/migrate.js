@@ -45,9 +45,28 @@ async function migrate(client, log = console.log) {
   }
 }
 
+// A database that is still starting (or whose name does not resolve yet) is
+// worth waiting for; anything else (bad password, missing database) is not.
+const RETRYABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', '57P03']);
+
+async function connect(waitSeconds) {
+  const deadline = Date.now() + waitSeconds * 1000;
+  for (;;) {
+    const client = new Client({ connectionString: process.env.DATABASE_URL || undefined });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => {});
+      if (!RETRYABLE.has(err.code) || Date.now() >= deadline) throw err;
+      console.log(`database not reachable yet (${err.code}), retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 async function main() {
-  const client = new Client({ connectionString: process.env.DATABASE_URL || undefined });
-  await client.connect();
+  const client = await connect(Number(process.env.MIGRATE_WAIT_SECONDS || 30));
   try {
     await migrate(client);
     console.log('migrations complete');
