@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,8 @@ from harness.errors import ConfigError
 
 CONFIG_ENV = "STAGEPROOF_CONFIG"
 DEFAULT_CONFIG = "stageproof.toml"
-STAGE_NAMES = ("local-sqlite", "local-mysql", "docker", "compose", "k8s")
+STAGE_NAMES = ("local-sqlite", "local-mysql", "local-postgres", "docker", "compose", "k8s")
+TRUE = frozenset({"1", "true", "yes"})
 #: what an `[app.env]` template may name; `db.*` values depend on the stage's database
 PLACEHOLDERS = frozenset({"db.host", "db.port", "db.user", "db.password", "db.name", "db.url",
                           "port", "host", "token", "release"})
@@ -358,6 +360,35 @@ class Settings(_Section):
     def not_applicable(self, stage: str) -> str | None:
         """Why `stage` does not apply to this app (declared in the config), else None."""
         return self.stages.not_applicable.get(stage)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the process environment says about the run (not the app): read here and nowhere else."""
+
+    #: `CI=true`: a stage that cannot run fails instead of being skipped
+    ci: bool
+    #: `STAGEPROOF_RELEASE`: the release id to deploy (default: from git, see harness.core.release)
+    release: str | None
+    #: `STAGEPROOF_CACHE`: where build artifacts are cached
+    cache: Path
+    #: `DOCKER_BUILDKIT` as the caller set it (the kind node's component builds default it to 0)
+    buildkit: str | None
+    #: `STAGEPROOF_LEAK_AUDIT`: set inside a run the leak audit cut short (its own audits skip)
+    audited: bool
+
+
+def environment(env: Mapping[str, str] | None = None) -> Environment:
+    """The run's environment, read now (never at import time)."""
+    env = os.environ if env is None else env
+    return Environment(ci=env.get("CI", "").lower() in TRUE, release=env.get("STAGEPROOF_RELEASE") or None,
+                       cache=Path(env.get("STAGEPROOF_CACHE") or Path.home() / ".cache" / "stageproof"),
+                       buildkit=env.get("DOCKER_BUILDKIT"), audited=bool(env.get("STAGEPROOF_LEAK_AUDIT")))
+
+
+def child_env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The environment of a child process: this one's with `extra` on top (None: inherit it as is)."""
+    return None if extra is None else {**os.environ, **extra}
 
 
 def config_path(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path:

@@ -7,10 +7,9 @@ started, timed and torn down the same way whichever one a user chose.
 from __future__ import annotations
 
 import logging
-import os
 import time
 
-from harness.config import Settings
+from harness.config import Settings, environment
 from harness.core.release import current_release
 from harness.core.shield import say, shielded
 from harness.errors import CommandFailed, StageUnavailable
@@ -24,7 +23,7 @@ TAIL_LINES = 5
 
 def in_ci() -> bool:
     """In CI a stage that cannot run is a failure, never a skip."""
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+    return environment().ci
 
 
 class StageRunner:

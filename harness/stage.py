@@ -1,35 +1,225 @@
-"""What a stage is: bring the app up somewhere, hand back a `Deployment`, tear it all down.
+"""What a stage is, whole: bring the app up somewhere, hand back a `Deployment`, say what else it can
+do, tear it all down.
 
-Every environment of the migration (local process, container, compose, kind) implements
-`Stage`. Optional capabilities (kill an instance, scale, ...) raise `CapabilityMissing` unless
-a driver overrides them; checks that need one ask `supports()` first and say "not applicable".
-Drivers register themselves by name with `@register`; nothing else mutates the registry.
+`Stage` has eight members, like kind's `Provider`. What a stage can do beyond serving the contract
+is in `capabilities()`: typed controls, each a `Protocol`, or None with the reason in `withheld`.
+A check declares the controls it needs by type (`@requires(Workload)`), so a typo is an import
+error, and the plugin reports a check whose control is absent as "not applicable" with that reason.
+Drivers register by name with `@register`; nothing else mutates the registry.
 """
 
 from __future__ import annotations
 
 import importlib
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from harness.config import Settings
-from harness.errors import CapabilityMissing, ConfigError
+import pytest
 
-RUN_LABEL = "io.stageproof.run"
-STAGE_LABEL = "io.stageproof.stage"
+from harness.config import STAGE_NAMES, Settings
+from harness.errors import ConfigError
+
 DRIVER_MODULES = ("local", "docker", "compose", "k8s")
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """What a stage hands the contract suite: where the app answers and which release it runs."""
+    """What a stage hands the contract suite: where the app answers, which release it runs, and
+    what the bring-up wants in the run summary (stand-in images, timings)."""
 
     stage: str
     base_url: str
     release: str
     token: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One pod of the app (or of its database), as the chaos checks see it."""
+
+    name: str
+    uid: str
+    node: str
+    ready: bool
+    restarts: int
+    image: str = ""
+    release: str = ""
+    cpu_request: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One pod's answer to a GET sent to it alone (through the API server)."""
+
+    status: int
+    body: str
+
+
+# -- the controls a stage may offer ------------------------------------------------------------
+@runtime_checkable
+class AppControl(Protocol):
+    """Restart the app, and tell who serves it (equal before and after only if never restarted)."""
+
+    def restart(self) -> None: ...
+    def identity(self) -> str: ...
+
+
+@runtime_checkable
+class AppContainer(Protocol):
+    """Look inside what runs the app: its processes' users, its log stream."""
+
+    def process_users(self) -> list[str]: ...  # "uid pid command" per process
+    def log_text(self) -> str: ...
+
+
+@runtime_checkable
+class DatabaseControl(Protocol):
+    """An outage of the app's database and its end (same data); `crash` is a SIGKILL mid-work."""
+
+    def stop(self) -> None: ...
+    def start(self) -> None: ...
+    def crash(self) -> None: ...
+
+
+@runtime_checkable
+class AppCrash(Protocol):
+    """SIGKILL of the app's process, as a crash (not a polite stop); `recover` waits until it serves."""
+
+    def crash(self) -> str: ...
+    def recover(self) -> None: ...
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """The app's pods on a cluster: what the k8s chaos and workflow checks read and move."""
+
+    release: str
+    releases: list[str]
+    image: str | None
+
+    def replicas(self, *, ready_only: bool = True) -> list[Replica]: ...
+    def database_replicas(self, *, ready_only: bool = True) -> list[Replica]: ...
+    def get(self, replica: str, path: str) -> Answer: ...
+    def kill(self) -> str: ...
+    def scale(self, replicas: int) -> None: ...
+    def restart(self) -> None: ...
+    def settled(self) -> None: ...
+    def roll_out(self, release: str) -> None: ...
+    def roll_back(self) -> None: ...
+    def deliver(self, image: str) -> str: ...
+    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None: ...
+    def template(self) -> dict[str, Any]: ...
+    def set_resources(self, resources: dict[str, Any]) -> None: ...
+    def wait_stalled(self) -> Any: ...
+    def wait_ready_off(self, node: str, count: int, *, timeout: float) -> None: ...
+    def kill_database(self) -> str: ...
+    def wait_database_back(self, old_uid: str) -> None: ...
+    def rerun_seed(self) -> tuple[str, str]: ...
+    def delete_job(self, name: str) -> None: ...
+    def identity(self) -> str: ...
+    def diagnostics(self) -> str: ...
+
+
+@runtime_checkable
+class NodeChaos(Protocol):
+    """Worker nodes taken away: drained (politely), stopped, or their power cut; and given back."""
+
+    def control_planes(self) -> list[str]: ...
+    def drain(self, node: str) -> str: ...
+    def uncordon(self, node: str) -> None: ...
+    def stop(self, node: str) -> None: ...
+    def power_cut(self, node: str) -> None: ...
+    def start(self, node: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """Where the app answers through the cluster's ingress controller, on 127.0.0.1."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Each optional control, or None; `withheld` says why one is absent (control name -> reason)."""
+
+    app: AppControl | None = None
+    container: AppContainer | None = None
+    crash: AppCrash | None = None
+    database: DatabaseControl | None = None
+    workload: Workload | None = None
+    nodes: NodeChaos | None = None
+    ingress: Ingress | None = None
+    withheld: Mapping[str, str] = field(default_factory=dict)
+
+    def missing(self, needed: tuple[type, ...], stage: str) -> str | None:
+        """Why a check needing `needed` cannot run here (None: every control is there)."""
+        reasons = []
+        for kind in needed:
+            name = CONTROLS[kind]
+            if getattr(self, name) is None:
+                reasons.append(self.withheld.get(name) or f"{stage} has no {name} control ({kind.__name__})")
+        return "; ".join(dict.fromkeys(reasons)) or None
+
+
+#: each control's type -> its field in `Capabilities`
+CONTROLS: dict[type, str] = {AppControl: "app", AppContainer: "container", AppCrash: "crash",
+                             DatabaseControl: "database", Workload: "workload", NodeChaos: "nodes",
+                             Ingress: "ingress"}
+assert set(CONTROLS.values()) == {f.name for f in fields(Capabilities)} - {"withheld"}
+C = TypeVar("C")
+
+
+def requires(*controls: type) -> pytest.MarkDecorator:
+    """Mark a check as needing these controls (types: a typo is a NameError at import)."""
+    unknown = [kind for kind in controls if kind not in CONTROLS]
+    if unknown or not controls:
+        raise TypeError(f"requires() takes control types of harness.stage ({', '.join(t.__name__ for t in CONTROLS)})"
+                        f", not {unknown or 'nothing'}")
+    return pytest.mark.requires(*controls)
+
+
+class Stage(ABC):
+    """One environment of the migration. A driver owns what it created and removes it in `down()`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
+        self.settings, self.run_id, self.release = settings, run_id, release
+
+    @abstractmethod
+    def up(self) -> Deployment:
+        """Bring the app up and wait until it is ready."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Remove everything this stage created; always safe to call, also twice."""
+
+    @abstractmethod
+    def logs(self) -> str:
+        """The app's (and its backing services') logs, for failure reports."""
+
+    def keep(self) -> None:  # noqa: B027 - optional: most stages have nothing to keep
+        """Called instead of `down()` when the run leaves the stage up (`--keep`, `up --detach`)."""
+
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        """None when this machine can run the stage, else what is missing (for `status`)."""
+        return None
+
+    @classmethod
+    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
+        """Remove what killed runs of this stage left (and with `kept`, what runs left up on
+        purpose: `stageproof down`); returns what went. A live run's things are spared."""
+        return []
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this stage can do beyond serving, once it is up (absent controls with the reason)."""
 
 
 def new_run_id() -> str:
@@ -37,129 +227,17 @@ def new_run_id() -> str:
     return secrets.token_hex(4)
 
 
-class Stage:
-    """Base of every stage driver. Subclasses set `name` and implement up/down/logs."""
-
-    name: ClassVar[str] = ""
-    #: the folder under tests/ that holds this stage's checks (the contract runs everywhere)
-    tests_folder: ClassVar[str] = ""
-    capabilities: ClassVar[frozenset[str]] = frozenset()
-
-    def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
-        self.settings = settings
-        self.run_id = run_id
-        self.release = release
-        self.deployment: Deployment | None = None
-        #: images that stood in for upstream ones (no registry): upstream ref -> what stood in
-        self.substitutes: dict[str, str] = {}
-
-    def up(self) -> Deployment:
-        """Bring the app up and wait until it is ready; idempotent."""
-        raise NotImplementedError
-
-    def down(self) -> None:
-        """Remove everything this stage created; always safe to call, also twice."""
-        raise NotImplementedError
-
-    def logs(self) -> str:
-        """The app's (and its backing services') logs, for failure reports."""
-        raise NotImplementedError
-
-    @classmethod
-    def availability(cls, settings: Settings) -> str | None:
-        """None when this machine can run the stage, else what is missing (for `status`)."""
-        return None
-
-    def keep(self) -> None:
-        """Called instead of `down()` when the run leaves the stage up (`--keep`, `up --detach`)."""
-
-    @classmethod
-    def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
-        """Remove what killed runs of this stage left behind (by run label), and with `kept` also
-        what runs left up on purpose (`stageproof down`); returns what went. Live runs are spared."""
-        return []
-
-    @classmethod
-    def withheld(cls, settings: Settings) -> dict[str, str]:
-        """Capabilities the stage has but this config does not allow here: {capability: why}."""
-        return {}
-
-    def supports(self, capability: str) -> bool:
-        return capability in self.capabilities
-
-    def app_identity(self) -> str:
-        """Who serves the app (pids, container ids + start times, pod uids + restarts): a check
-        compares it before and after an outage to prove the app was not restarted."""
-        raise CapabilityMissing(f"stage {self.name} cannot identify its app instances")
-
-    def app_container(self) -> str:
-        """The id of the container serving the app, for checks that look inside it."""
-        raise CapabilityMissing(f"stage {self.name} runs no app container")
-
-    def restart_app(self) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot restart the app")
-
-    def kill_instance(self) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot kill an instance")
-
-    def scale(self, replicas: int) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot scale")
-
-    def stop_database(self) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot stop its database")
-
-    def start_database(self) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot start its database")
-
-    def roll_out(self, release: str) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot roll out a release")
-
-    def roll_back(self) -> None:
-        raise CapabilityMissing(f"stage {self.name} cannot roll back")
-
-    def kill_database(self) -> object:
-        """Kill the database's instance (its orchestrator brings it back on the same data)."""
-        raise CapabilityMissing(f"stage {self.name} cannot kill its database instance")
-
-    def rerun_seed(self) -> object:
-        """Run the seed once more (it must be idempotent); returns what the stage knows of it."""
-        raise CapabilityMissing(f"stage {self.name} cannot run its seed again")
-
-    def ingress_url(self) -> str:
-        """Where the app answers through an Ingress (the cluster's ingress controller), on 127.0.0.1."""
-        raise CapabilityMissing(f"stage {self.name} has no ingress controller")
-
-    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None:
-        """Roll out another build of the app (a new image tag); `broken_deadline`: a broken one."""
-        raise CapabilityMissing(f"stage {self.name} cannot roll out another image")
-
-    def drain_node(self, node: str) -> str:
-        """Cordon `node` and evict its pods (disruption budgets hold); undone by `uncordon_node`."""
-        raise CapabilityMissing(f"stage {self.name} cannot drain a node")
-
-    def stop_node(self, node: str) -> None:
-        """Take `node` away as a power loss would; undone by `start_node`."""
-        raise CapabilityMissing(f"stage {self.name} cannot stop a node")
-
-    def __enter__(self) -> Deployment:
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.down()
-
-
 _REGISTRY: dict[str, type[Stage]] = {}
+S = TypeVar("S", bound=type[Stage])
 
 
-def register(name: str) -> Callable[[type[Stage]], type[Stage]]:
-    """Class decorator: make a driver available by stage name."""
+def register(name: str) -> Callable[[S], S]:
+    """Class decorator: make a driver available by stage name (one of config.STAGE_NAMES)."""
 
-    def decorate(cls: type[Stage]) -> type[Stage]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
+    def decorate(cls: S) -> S:
+        if name not in STAGE_NAMES:
+            raise ValueError(f"stage {name!r} is not in harness.config.STAGE_NAMES")
+        if _REGISTRY.get(name, cls) is not cls:
             raise ValueError(f"stage {name!r} registered twice")
         cls.name = name
         _REGISTRY[name] = cls
@@ -170,7 +248,7 @@ def register(name: str) -> Callable[[type[Stage]], type[Stage]]:
 
 def stage_names() -> list[str]:
     _import_drivers()
-    return sorted(_REGISTRY)
+    return [name for name in STAGE_NAMES if name in _REGISTRY]
 
 
 def get_stage(name: str) -> type[Stage]:
@@ -178,14 +256,10 @@ def get_stage(name: str) -> type[Stage]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown stage {name!r}; known stages: {', '.join(sorted(_REGISTRY))}") from None
+        raise ConfigError(f"unknown stage {name!r}; known stages: {', '.join(stage_names())}") from None
 
 
 def _import_drivers() -> None:
     """Drivers register on import; heavy libraries are imported inside them lazily."""
     for module in DRIVER_MODULES:
-        try:
-            importlib.import_module(f"harness.stages.{module}")
-        except ModuleNotFoundError as err:
-            if err.name != f"harness.stages.{module}":
-                raise
+        importlib.import_module(f"harness.stages.{module}")

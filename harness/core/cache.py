@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from harness.config import environment
 
 
 def cache_dir(*parts: str) -> Path:
     """`$STAGEPROOF_CACHE/<parts>` (default `~/.cache/stageproof`), created on demand."""
-    root = Path(os.environ.get("STAGEPROOF_CACHE") or Path.home() / ".cache" / "stageproof")
-    path = root.joinpath(*parts)
+    path = environment().cache.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness.config import child_env
 from harness.errors import CommandFailed, StageUnavailable
 
 log = logging.getLogger("stageproof.run")
@@ -33,7 +34,7 @@ def run(
     argv = [os.fspath(part) for part in cmd]
     pasteable = shlex.join(argv)
     log.info("$ %s", pasteable)
-    merged_env = {**os.environ, **env} if env is not None else None
+    merged_env = child_env(env)
     started = time.monotonic()
     try:
         proc = subprocess.run(  # noqa: S603 - an argv list, never a shell

@@ -8,7 +8,6 @@ manifests ask for, so the node's containerd never tries to pull.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tarfile
 import tempfile
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config import environment
 from harness.core.cache import recipe_hash
 from harness.core.run import run
 from harness.images.docker import RECIPE_LABEL, image_is_current
@@ -123,7 +123,7 @@ def ensure_built_image(ref: str, source: Path, base: str, files: dict[str, Path]
         _substitute(context, subs)
         _mark_executables(context)
         run(["docker", "build", "--build-arg", f"BASE={base}", "--label", f"{RECIPE_LABEL}={recipe}",
-             "-t", ref, str(context)], env={"DOCKER_BUILDKIT": os.environ.get("DOCKER_BUILDKIT", "0")})
+             "-t", ref, str(context)], env={"DOCKER_BUILDKIT": environment().buildkit or "0"})
     return ref
 
 

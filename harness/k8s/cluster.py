@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import K8sSettings
-from harness.core.lock import OwnerLock
+from harness.core.ownership import OwnerLock
 from harness.core.run import run
 from harness.core.shield import say, shielded
 from harness.errors import ConfigError, StageUnavailable

@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +24,7 @@ import yaml
 
 from harness.core.cache import cache_dir
 from harness.core.net import LOOPBACK, free_port
+from harness.core.ownership import KEPT_MARKER, OWNER_MARKER, write_marker
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import ConfigError, StageproofError
@@ -33,8 +32,6 @@ from harness.errors import ConfigError, StageproofError
 log = logging.getLogger("stageproof.kind")
 
 CLUSTER_LABEL = "io.x-k8s.kind.cluster"
-OWNER_MARKER = "owner.json"
-KEPT_MARKER = "kept.json"
 SETTLE_SECONDS = 1.0  # a node container a killed `kind create` asked for may appear this late
 SWEEP_TIMEOUT = 180.0  # until every node container is gone (a busy daemon fails a kill now and then)
 FREEZER = Path("/sys/fs/cgroup/freezer")  # cgroup v1: where a killed runc can leave a cgroup FROZEN
@@ -206,7 +203,7 @@ class KindCluster:
         return (self.state_dir / KEPT_MARKER).exists()
 
     def mark_kept(self) -> None:
-        _write_marker(self.state_dir / KEPT_MARKER, self.run_id)
+        write_marker(self.state_dir / KEPT_MARKER, self.run_id)
 
     def _env(self) -> dict[str, str]:
         return {"KIND_EXPERIMENTAL_DOCKER_NETWORK": self.network}
@@ -223,7 +220,7 @@ class KindCluster:
             cmd += ["--config", str(self.config)]
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _write_marker(self.state_dir / OWNER_MARKER, self.run_id)  # before kind makes anything
+        write_marker(self.state_dir / OWNER_MARKER, self.run_id)  # before kind makes anything
         self.created = True  # even a failed create leaves containers behind for delete()
         run(cmd, env=self._env(), timeout=timeout)
         return time.monotonic() - started
@@ -298,10 +295,3 @@ def _thaw(containers: Sequence[str]) -> None:
                         if state.read_text().strip() == "FROZEN":
                             log.warning("thawing %s, left frozen in node %s", state.parent, pid)
                             state.write_text("THAWED")
-
-
-def _write_marker(path: Path, run_id: str) -> None:
-    """A small JSON marker naming the run and process that wrote it (written whole, atomically)."""
-    staged = path.with_name(f".{path.name}.tmp")
-    staged.write_text(json.dumps({"run": run_id, "pid": os.getpid(), "at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}))
-    staged.replace(path)

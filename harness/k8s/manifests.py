@@ -25,13 +25,13 @@ import yaml
 
 from harness.appenv import app_env
 from harness.config import K8sSettings, Settings
+from harness.core.ownership import RUN_LABEL
 from harness.core.run import run
 from harness.errors import ConfigError
 from harness.k8s import disruption
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE = ("kustomize", "--load-restrictor", "LoadRestrictionsNone")
-RUN_LABEL = "io.stageproof/run"
 RELEASE_ANNOTATION = "io.stageproof/release"
 THEIRS = "theirs.yaml"
 INGRESS = "ingress.yaml"

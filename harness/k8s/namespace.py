@@ -7,13 +7,13 @@ import json
 
 from kubernetes import client
 
+from harness.core import ownership
 from harness.errors import StageproofError
 from harness.k8s import status
 from harness.k8s.api import Api
 from harness.k8s.watch import watch_until
 
-PART_OF = "app.kubernetes.io/part-of"
-OURS = "stageproof"
+PART_OF, OURS = ownership.PART_OF
 
 
 def create_fresh(api: Api, name: str, *, labels: dict[str, str], timeout: float) -> bool:

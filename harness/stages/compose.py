@@ -20,6 +20,7 @@ from typing import Any
 from harness.appenv import app_env
 from harness.config import ComposeSettings, Settings
 from harness.core.net import LOOPBACK, free_port
+from harness.core.ownership import OWNER_LABEL, owner_alive, run_labels
 from harness.core.run import run
 from harness.core.wait import app_ready, wait_until
 from harness.errors import CommandFailed, ConfigError, StageFailed
@@ -35,14 +36,11 @@ from harness.stages.compose_override import (
 )
 from harness.stages.containers import (
     INTERRUPTED_SETTLE,
-    OWNER_LABEL,
     STOP_TIMEOUT,
     docker_client,
     docker_missing,
-    owner_alive,
     remove_labelled,
     remove_run,
-    run_labels,
 )
 
 log = logging.getLogger("stageproof.compose")

@@ -8,24 +8,20 @@ even what a killed run created and never recorded.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.core.ownership import RUN_LABEL, STAGE_LABEL, owner_alive
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageFailed, StageUnavailable
 from harness.images.docker import require_docker
-from harness.stage import RUN_LABEL, STAGE_LABEL
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
 
 log = logging.getLogger("stageproof.containers")
-OWNER_LABEL = "io.stageproof.owner"
 INTERRUPTED_SETTLE = 1.0  # seconds between sweeps after an interrupted up (see remove_run)
 STOP_TIMEOUT = 10  # seconds of SIGTERM grace before SIGKILL: gunicorn drains within it
 
@@ -52,37 +48,10 @@ def docker_missing(*, compose: bool = False) -> str | None:
     return None
 
 
-def run_labels(run_id: str, stage: str) -> dict[str, str]:
-    """The labels of everything a run creates; the owner lets a reap spare live runs."""
-    return {RUN_LABEL: run_id, STAGE_LABEL: stage, OWNER_LABEL: f"{os.getpid()}@{socket.gethostname()}"}
-
-
 def label_filters(stage: str, run_id: str | None = None) -> list[str]:
     """Docker `label=` filters for one run of `stage`, or every run of it when run_id is None."""
     filters = [f"{STAGE_LABEL}={stage}"]
     return [*filters, f"{RUN_LABEL}={run_id}"] if run_id else filters
-
-
-def owner_alive(labels: Mapping[str, str]) -> bool:
-    """True when the process that created an object still runs on this machine."""
-    pid, _, host = labels.get(OWNER_LABEL, "").partition("@")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
-        return True
-    return not _zombie(int(pid))
-
-
-def _zombie(pid: int) -> bool:
-    """A killed process whose parent has not collected it yet: dead, though `kill -0` succeeds."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings
 from harness.core.net import LOOPBACK, free_port
+from harness.core.ownership import run_labels
 from harness.core.wait import app_ready
 from harness.errors import StageFailed
 from harness.images.build import ensure_images
@@ -27,7 +28,6 @@ from harness.stages.containers import (
     docker_missing,
     remove_labelled,
     remove_run,
-    run_labels,
 )
 from harness.stages.docker_parts import (
     LabelledNetwork,

@@ -7,14 +7,13 @@ The app's environment comes from `[app.env]` (harness.appenv), its seed from `[s
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.appenv import DatabaseEndpoint, app_env
-from harness.config import Settings
+from harness.config import Settings, child_env
 from harness.core.net import LOOPBACK, free_port, port_is_free
 from harness.core.process import ManagedProcess
 from harness.core.wait import app_ready, wait_until
@@ -114,7 +113,7 @@ class LocalStage(Stage):
         assert self._workdir is not None
         commands = local_commands(self.settings)
         self._server = ManagedProcess(f"{self.name} app", local_argv(commands.serve), cwd=commands.workdir,
-                                      env={**os.environ, **self._env},
+                                      env=child_env(self._env),
                                       log_path=self._workdir / "app.log").start()
         self._record_owner()
         what, probe = app_ready(self.settings, f"http://{LOOPBACK}:{self._port}")

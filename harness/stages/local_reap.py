@@ -9,7 +9,6 @@ gone; a live run in another terminal is spared.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -18,32 +17,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.stages.containers import OWNER_LABEL, owner_alive, run_labels
+from harness.core.ownership import OWNER_MARKER, owner_alive, read_marker, write_marker
 
 log = logging.getLogger("stageproof.local")
-OWNER_FILE = "owner.json"
 GRACE_SECONDS = 10.0
 
 
 def write_owner(workdir: Path, *, run_id: str, stage: str, groups: list[int], folders: list[Path]) -> None:
     """Record who owns `workdir` and what to end and remove if that owner dies."""
-    owner = run_labels(run_id, stage)[OWNER_LABEL]
-    entry = {"owner": owner, "groups": [{"pgid": pgid, "cmdline": _started_cmdline(pgid)} for pgid in groups],
-             "folders": [str(folder) for folder in folders]}
-    staged = workdir / f".{OWNER_FILE}.tmp"
-    staged.write_text(json.dumps(entry))
-    staged.replace(workdir / OWNER_FILE)  # atomic: a reap never reads half a file
+    write_marker(workdir / OWNER_MARKER, run_id, stage=stage,
+                 groups=[{"pgid": pgid, "cmdline": _started_cmdline(pgid)} for pgid in groups],
+                 folders=[str(folder) for folder in folders])
 
 
 def reap(stage: str) -> list[str]:
     """End the processes and remove the folders of `stage` runs whose owner is gone."""
     removed: list[str] = []
     for workdir in sorted(Path(tempfile.gettempdir()).glob(f"stageproof-{stage}-*")):
-        try:
-            entry = json.loads((workdir / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue  # being created right now, or not ours
-        if owner_alive({OWNER_LABEL: entry.get("owner", "")}):
+        entry = read_marker(workdir / OWNER_MARKER)
+        if entry is None or owner_alive(str(entry.get("owner", ""))):  # being created right now, or alive
             continue
         for group in entry.get("groups", []):
             if _end_group(int(group["pgid"]), group.get("cmdline", "")):

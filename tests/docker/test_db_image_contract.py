@@ -18,9 +18,10 @@ import pytest
 
 from harness.config import Settings
 from harness.core.net import LOOPBACK, free_port
+from harness.core.ownership import run_labels
 from harness.core.wait import NotYet, wait_until
 from harness.images.build import ensure_images
-from harness.stages.containers import docker_client, run_labels
+from harness.stages.containers import docker_client
 
 START_TIMEOUT = 120.0
 

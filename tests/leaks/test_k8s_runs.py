@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import K8sSettings, Settings, config_path
-from harness.core.lock import OwnerLock
+from harness.core.ownership import OwnerLock
 from harness.core.wait import NotYet, wait_until
 from tests.support.k8s_leaks import MOMENTS, ClusterWatch
 from tests.support.leak_audit import audit, log_tail, require_stage, spawn, stageproof_command, wait_group_gone

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.core.lock import lock_path
+from harness.core.ownership import lock_path
 from harness.core.run import run
 from harness.errors import StageproofError
 from harness.k8s import kind

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import Settings, config_path
+from harness.config import Settings, config_path, environment
 from harness.core.wait import NotYet, wait_until
 from harness.lifecycle import in_ci
 from harness.stage import RUN_LABEL, get_stage
@@ -287,7 +287,7 @@ def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"
 
 def require_stage(stage: str, settings: Settings) -> None:
     """An audit of a stage this machine cannot run: a failure in CI, else a skip that says why."""
-    if os.environ.get(AUDITED_ENV):
+    if environment().audited:
         pytest.skip("inside an audited run: no audit of the audit")
     declared = settings.not_applicable(stage)
     missing = declared or get_stage(stage).availability(settings)

@@ -14,9 +14,9 @@ import yaml
 
 from harness.appenv import DatabaseEndpoint
 from harness.config import DatabaseSettings, load_settings
+from harness.core.ownership import OWNER_LABEL, owner_alive
 from harness.errors import ConfigError
 from harness.images import build
-from harness.stages.containers import OWNER_LABEL, owner_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import K8sSettings, load_settings
-from harness.core.lock import LockTimeout, OwnerLock
+from harness.core.ownership import LockTimeout, OwnerLock
 from harness.k8s import cluster, kind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_a_second_owner_gives_up_after_its_bound() -> None:
 
 
 def test_the_kernel_frees_the_lock_of_a_killed_owner(cache: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from harness.core.lock import OwnerLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import time; from harness.core.ownership import OwnerLock; "
                                "OwnerLock('kind-z', run_id='doomed').try_acquire(); print('held', flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert holder.stdout is not None and holder.stdout.readline() == b"held\n"

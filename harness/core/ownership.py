@@ -1,4 +1,13 @@
-"""Who owns a shared resource right now (a kind cluster, a namespace): an OS file lock.
+"""Who owns what a run created, written once: the labels, the owner marker, the liveness test and
+the lock. Every stage uses these and nothing else.
+
+- Labels (Docker objects and Kubernetes objects alike: one set of names): `io.stageproof.run`,
+  `io.stageproof.stage`, `io.stageproof.owner` (`<pid>@<host>` of the process that made it), and
+  `app.kubernetes.io/part-of=stageproof` on a namespace stageproof made.
+- A marker file (`owner.json`, or `kept.json` for what a run left up on purpose): the run id, the
+  owner and when, plus what a reap must end or remove; written whole, atomically.
+- `owner_alive`: does that process still run here (a zombie does not count)?
+- `OwnerLock`: a shared resource (a kind cluster, a namespace) is owned by an OS file lock.
 
 `flock` is held by the open file, so the kernel releases it when its process ends, even by
 SIGKILL: a lock that nobody holds means its last owner is gone, and what it left may be reaped.
@@ -13,16 +22,75 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.core.cache import cache_dir
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageproofError
 
 PROGRESS_EVERY = 30.0  # seconds between two "still waiting" lines
+RUN_LABEL = "io.stageproof.run"
+STAGE_LABEL = "io.stageproof.stage"
+OWNER_LABEL = "io.stageproof.owner"
+PART_OF = ("app.kubernetes.io/part-of", "stageproof")
+OWNER_MARKER = "owner.json"
+KEPT_MARKER = "kept.json"
+
+
+def owner_token() -> str:
+    """`<pid>@<host>` of this process: what an object's owner label and marker say."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def run_labels(run_id: str, stage: str) -> dict[str, str]:
+    """The labels of everything a run creates; the owner lets a reap spare live runs."""
+    return {RUN_LABEL: run_id, STAGE_LABEL: stage, OWNER_LABEL: owner_token()}
+
+
+def owner_alive(owner: str | Mapping[str, str]) -> bool:
+    """True when the process an owner token (or a labels mapping with OWNER_LABEL) names still
+    runs on this machine."""
+    token = owner if isinstance(owner, str) else owner.get(OWNER_LABEL, "")
+    pid, _, host = token.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process whose parent has not collected it yet: dead, though `kill -0` succeeds."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def write_marker(path: Path, run_id: str, **extra: Any) -> None:
+    """The marker of what a run owns: run, owner, when, and `extra` (written whole, atomically)."""
+    entry = {"run": run_id, "owner": owner_token(), "at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **extra}
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps(entry))
+    staged.replace(path)
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """A marker's content, or None when there is none (or it is being written right now)."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 class LockTimeout(StageproofError):
