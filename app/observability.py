@@ -62,7 +62,7 @@ def instrument(app: Flask, release: str) -> None:
         latency.labels(request.method, route).observe(elapsed)
         fields = {
             "method": request.method,
-            "path": request.path,
+            "path": request.full_path.removesuffix("?"),  # with its query string, as access logs show it
             "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 2),
             "release": release,

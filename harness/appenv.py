@@ -8,12 +8,9 @@ inject only what a run alone knows (`${release}`, `${token}`): the team's files 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from harness.config import RUN_PLACEHOLDERS, TEMPLATE, DatabaseSettings, Settings, placeholders
+from harness.config import RUN_PLACEHOLDERS, TEMPLATE, Settings, placeholders
 from harness.errors import ConfigError
-
-MYSQL_PORT = 3306
 
 
 @dataclass(frozen=True)
@@ -26,12 +23,6 @@ class DatabaseEndpoint:
     user: str = ""
     password: str = ""
     name: str = ""
-
-    @classmethod
-    def mysql(cls, db: DatabaseSettings, host: str, port: int = MYSQL_PORT) -> DatabaseEndpoint:
-        url = (f"mysql://{quote(db.user, safe='')}:{quote(db.password, safe='')}@{host}:{port}/"
-               f"{quote(db.name, safe='')}")
-        return cls(url, host, port, db.user, db.password, db.name)
 
     @classmethod
     def sqlite(cls, path: str) -> DatabaseEndpoint:
@@ -63,6 +54,11 @@ def app_env(settings: Settings, *, stage: str, release: str, db: DatabaseEndpoin
                               f"(declare it in [stages] not_applicable if the app cannot run there)")
         env[name] = TEMPLATE.sub(lambda match: values[match.group(1)], template)
     return env
+
+
+def with_python(template: list[str], python: str) -> list[str]:
+    """A command of the config with `{python}` filled in (the app's interpreter, or a container's)."""
+    return [part.replace("{python}", python) for part in template]
 
 
 def release_variables(settings: Settings) -> list[str]:

@@ -21,7 +21,7 @@ from harness.contract.diff import Recording, compare
 from harness.core import shield
 from harness.core.shield import say
 from harness.errors import StageproofError
-from harness.lifecycle import StageRunner
+from harness.lifecycle import StageRunner, in_ci
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -71,21 +71,21 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the stage's test folder (contract + stage checks) in a pytest process of its own."""
+    """Run stageproof's suite (the contract and every check that applies) against the stages, in a
+    pytest process of its own. Nothing left to run (every stage declared not applicable) is a
+    failure in CI: a run that proves nothing must not pass."""
     for name in args.stage:
         if settings.not_applicable(name):
             print(f"stageproof: {name} is not applicable to this app: {settings.not_applicable(name)}")
     args.stage = [name for name in args.stage if not settings.not_applicable(name)]
     if not args.stage and not args.base_url:
+        if in_ci():
+            say("stageproof: error: nothing to run (every stage given is declared not applicable) in CI",
+                file=sys.stderr)
+            return 5
         return 0
-    targets: list[str] = []
-    for name in args.stage:
-        folder = settings.root / "tests" / get_stage(name).tests_folder
-        if folder.is_dir() and str(folder) not in targets:
-            targets.append(str(folder))
-    if not targets:  # a team's repo without our tests/: the contract and every stage check
-        targets = ["--pyargs", "harness.checks.suite"]
-    pytest_args = [*targets, "-p", "no:cacheprovider", "--stageproof-config", str(args.config_path)]
+    pytest_args = ["--pyargs", "harness.checks.suite", "-p", "no:cacheprovider",
+                   "--stageproof-config", str(args.config_path)]
     pytest_args += [arg for name in args.stage for arg in ("--stage", name)]
     pytest_args += ["--keep"] if args.keep else []
     pytest_args += ["--base-url", args.base_url] if args.base_url else []

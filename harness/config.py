@@ -67,12 +67,27 @@ def placeholders(template: str) -> set[str]:
 
 
 class LocalCommands(_Section):
-    """How the app runs as a process on this machine (the local stages)."""
+    """How the app runs as a process on this machine (the local stages), in which environment:
+    `venv` (made from `requirements` with uv, or venv + pip, cached by the file's hash: `{python}`
+    is its interpreter), `npm` (`npm ci` of the workdir's package-lock.json, cached by its hash, in a
+    copy of the workdir), or `none` (this interpreter: the app's libraries are installed beside
+    stageproof's)."""
 
     workdir: Path = Field(Path(), validate_default=True)
     serve: list[str] = Field(min_length=1)
+    environment: Literal["none", "venv", "npm"] = "none"
+    requirements: Path | None = None
 
-    _paths = field_validator("workdir", mode="before")(_existing)
+    _paths = field_validator("workdir", "requirements", mode="before")(_existing)
+
+    @model_validator(mode="after")
+    def _environment_inputs(self) -> LocalCommands:
+        if self.environment == "venv" and self.requirements is None:
+            raise ValueError("requirements: environment = \"venv\" needs the requirements file to make it from")
+        if self.environment == "npm" and not (self.workdir / "package-lock.json").is_file():
+            raise ValueError(f"environment: \"npm\" needs {self.workdir / 'package-lock.json'} (npm ci installs "
+                             "exactly what it locks)")
+        return self
 
 
 class AppSettings(_Section):
@@ -120,15 +135,46 @@ class SeedSettings(_Section):
     _paths = field_validator("sql", mode="before")(_existing_list)
 
 
-class DatabaseSettings(_Section):
-    """The MySQL-protocol database the local and docker stages start (the team's compose file
-    and manifests configure their own)."""
+ENGINES = ("mysql", "postgres")
+#: how an image name tells its engine (the rule `[database] engine` defaults by)
+ENGINE_OF_IMAGE = {"postgres": "postgres", "postgis": "postgres", "mysql": "mysql", "mariadb": "mysql",
+                   "percona": "mysql"}
 
+
+def image_engine(image: str) -> str | None:
+    """The engine an image ref names by its repository's last path part (`postgres:16-alpine`,
+    `bitnami/postgresql` -> postgres; `mysql:8.4`, `mariadb` -> mysql), else None."""
+    repository = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0].lower()
+    return next((engine for prefix, engine in ENGINE_OF_IMAGE.items() if repository.startswith(prefix)), None)
+
+
+class DatabaseSettings(_Section):
+    """The database the local and docker stages start (the team's compose file and manifests
+    configure their own). `engine` defaults to what `image` names (postgres*, mysql/mariadb*)."""
+
+    engine: Literal["mysql", "postgres"] | None = None
     image: str = "mysql:8.4"
     name: str = "app"
     user: str = "app"
     password: str
-    root_password: str
+    #: MySQL's root account (its image requires one); PostgreSQL's superuser is `user`
+    root_password: str | None = None
+    #: pin the throwaway server's port (an app that always connects to 3306 or 5432); default: a free one
+    port: Port | None = None
+
+    @model_validator(mode="after")
+    def _engine_matches_image(self) -> DatabaseSettings:
+        named = image_engine(self.image)
+        if self.engine is not None and named is not None and named != self.engine:
+            raise ValueError(f"engine: {self.engine!r}, but image {self.image!r} is a {named} image: "
+                             f"set engine = {named!r} or name a {self.engine} image")
+        if self.engine_name == "mysql" and not self.root_password:
+            raise ValueError("root_password: required for a MySQL database (its image needs a root account)")
+        return self
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine or image_engine(self.image) or "mysql"
 
 
 class ContractSettings(_Section):
@@ -249,8 +295,13 @@ class ImageSettings(_Section):
 
 class LocalSettings(_Section):
     up_timeout: Seconds = 60
-    #: an existing MySQL server for local-mysql ($STAGEPROOF_LOCAL_MYSQL_URL); else a throwaway one
+    #: an existing server for local-mysql / local-postgres ($STAGEPROOF_LOCAL_MYSQL_URL, _POSTGRES_URL),
+    #: whose account makes (and drops) a run-unique database; else a throwaway server
     mysql_url: str | None = None
+    postgres_url: str | None = None
+
+    def server_url(self, engine: str) -> str | None:
+        return self.mysql_url if engine == "mysql" else self.postgres_url
 
 
 class DockerSettings(_Section):
@@ -376,6 +427,8 @@ class Environment:
     buildkit: str | None
     #: `STAGEPROOF_LEAK_AUDIT`: set inside a run the leak audit cut short (its own audits skip)
     audited: bool
+    #: `PATH`, for environments put in front of it (the app's own venv)
+    path: str = "/usr/bin:/bin"
 
 
 def environment(env: Mapping[str, str] | None = None) -> Environment:
@@ -383,7 +436,8 @@ def environment(env: Mapping[str, str] | None = None) -> Environment:
     env = os.environ if env is None else env
     return Environment(ci=env.get("CI", "").lower() in TRUE, release=env.get("STAGEPROOF_RELEASE") or None,
                        cache=Path(env.get("STAGEPROOF_CACHE") or Path.home() / ".cache" / "stageproof"),
-                       buildkit=env.get("DOCKER_BUILDKIT"), audited=bool(env.get("STAGEPROOF_LEAK_AUDIT")))
+                       buildkit=env.get("DOCKER_BUILDKIT"), audited=bool(env.get("STAGEPROOF_LEAK_AUDIT")),
+                       path=env.get("PATH") or "/usr/bin:/bin")
 
 
 def child_env(extra: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -483,9 +537,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     registry = {key: value for key, name in REGISTRY_ENV.items() if (value := env.get(name))}
     if registry and "images" in raw:
         raw["images"] = {**raw["images"], **registry}
-    mysql_url = env.get("STAGEPROOF_LOCAL_MYSQL_URL")
-    if mysql_url:
-        stages = dict(raw.get("stages", {}))
-        stages["local"] = {**stages.get("local", {}), "mysql_url": mysql_url}
-        raw["stages"] = stages
+    for key in ("mysql_url", "postgres_url"):
+        url = env.get(f"STAGEPROOF_LOCAL_{key.upper()}")
+        if url:
+            stages = dict(raw.get("stages", {}))
+            stages["local"] = {**stages.get("local", {}), key: url}
+            raw["stages"] = stages
     return raw

@@ -14,7 +14,7 @@ from harness.core.release import current_release
 from harness.core.shield import say, shielded
 from harness.errors import CommandFailed, StageUnavailable
 from harness.report.ledger import Ledger
-from harness.stage import Deployment, Stage, get_stage, new_run_id
+from harness.stage import Capabilities, Deployment, Stage, get_stage, new_run_id
 
 log = logging.getLogger("stageproof")
 MAX_ERROR_CHARS = 580  # with the "up failed: " prefix, under 600
@@ -37,6 +37,8 @@ class StageRunner:
         self.run_id = run_id or new_run_id()
         self.release = release or current_release(settings.root)
         self._live: dict[str, Stage] = {}
+        self._deployments: dict[str, Deployment] = {}
+        self._capabilities: dict[str, Capabilities] = {}
 
     def start(self, name: str) -> tuple[Stage, Deployment]:
         """Bring stage `name` up; on failure tear down what it half-created, then re-raise."""
@@ -52,12 +54,21 @@ class StageRunner:
             record.error = f"up failed: {describe_failure(err)}"
             self._teardown_after_failure(name, err)
             raise
-        stage.deployment = deployment
+        self._deployments[name] = deployment
         record.up_seconds = time.monotonic() - started
-        record.notes += [f"substitute image: {upstream} <- {what}" for upstream, what in stage.substitutes.items()]
+        record.notes += [note for note in deployment.notes if note not in record.notes]
         record.release, record.base_url = deployment.release, deployment.base_url
         say(f"[stageproof] {name}: up in {record.up_seconds:.1f}s at {deployment.base_url}")
         return stage, deployment
+
+    def deployment(self, name: str) -> Deployment:
+        return self._deployments[name]
+
+    def capabilities(self, name: str) -> Capabilities:
+        """What live stage `name` can do, asked once."""
+        if name not in self._capabilities:
+            self._capabilities[name] = self._live[name].capabilities()
+        return self._capabilities[name]
 
     def _reap_dead_runs(self, name: str) -> None:
         """What killed runs of this stage left (their owner process is gone) goes first; live
@@ -85,6 +96,8 @@ class StageRunner:
     def stop(self, name: str, *, force: bool = False) -> None:
         """Tear stage `name` down (unless --keep); records the time taken, re-raises its errors."""
         stage = self._live.pop(name, None)
+        self._deployments.pop(name, None)
+        self._capabilities.pop(name, None)
         if stage is None:
             return
         record = self.ledger.record(name)

@@ -17,10 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-import pytest
-
 from harness.config import STAGE_NAMES, Settings
 from harness.errors import ConfigError
+from harness.k8s.views import Answer, Replica
 
 DRIVER_MODULES = ("local", "docker", "compose", "k8s")
 
@@ -35,28 +34,6 @@ class Deployment:
     release: str
     token: str | None = None
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One pod of the app (or of its database), as the chaos checks see it."""
-
-    name: str
-    uid: str
-    node: str
-    ready: bool
-    restarts: int
-    image: str = ""
-    release: str = ""
-    cpu_request: str | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One pod's answer to a GET sent to it alone (through the API server)."""
-
-    status: int
-    body: str
 
 
 # -- the controls a stage may offer ------------------------------------------------------------
@@ -97,9 +74,12 @@ class AppCrash(Protocol):
 class Workload(Protocol):
     """The app's pods on a cluster: what the k8s chaos and workflow checks read and move."""
 
-    release: str
-    releases: list[str]
-    image: str | None
+    @property
+    def release(self) -> str: ...  # the release served now
+    @property
+    def releases(self) -> list[str]: ...  # every release rolled out, oldest first
+    @property
+    def image(self) -> str | None: ...  # the app image the nodes run
 
     def replicas(self, *, ready_only: bool = True) -> list[Replica]: ...
     def database_replicas(self, *, ready_only: bool = True) -> list[Replica]: ...
@@ -110,8 +90,6 @@ class Workload(Protocol):
     def settled(self) -> None: ...
     def roll_out(self, release: str) -> None: ...
     def roll_back(self) -> None: ...
-    def deliver(self, image: str) -> str: ...
-    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None: ...
     def template(self) -> dict[str, Any]: ...
     def set_resources(self, resources: dict[str, Any]) -> None: ...
     def wait_stalled(self) -> Any: ...
@@ -122,6 +100,14 @@ class Workload(Protocol):
     def delete_job(self, name: str) -> None: ...
     def identity(self) -> str: ...
     def diagnostics(self) -> str: ...
+
+
+@runtime_checkable
+class NewBuilds(Protocol):
+    """Another build of the app (a new image tag) gets to the nodes and is rolled out."""
+
+    def deliver(self, image: str) -> str: ...
+    def roll_out_image(self, image: str, release: str, *, broken_deadline: int | None = None) -> None: ...
 
 
 @runtime_checkable
@@ -152,6 +138,7 @@ class Capabilities:
     crash: AppCrash | None = None
     database: DatabaseControl | None = None
     workload: Workload | None = None
+    builds: NewBuilds | None = None
     nodes: NodeChaos | None = None
     ingress: Ingress | None = None
     withheld: Mapping[str, str] = field(default_factory=dict)
@@ -168,19 +155,9 @@ class Capabilities:
 
 #: each control's type -> its field in `Capabilities`
 CONTROLS: dict[type, str] = {AppControl: "app", AppContainer: "container", AppCrash: "crash",
-                             DatabaseControl: "database", Workload: "workload", NodeChaos: "nodes",
+                             DatabaseControl: "database", Workload: "workload", NewBuilds: "builds", NodeChaos: "nodes",
                              Ingress: "ingress"}
 assert set(CONTROLS.values()) == {f.name for f in fields(Capabilities)} - {"withheld"}
-C = TypeVar("C")
-
-
-def requires(*controls: type) -> pytest.MarkDecorator:
-    """Mark a check as needing these controls (types: a typo is a NameError at import)."""
-    unknown = [kind for kind in controls if kind not in CONTROLS]
-    if unknown or not controls:
-        raise TypeError(f"requires() takes control types of harness.stage ({', '.join(t.__name__ for t in CONTROLS)})"
-                        f", not {unknown or 'nothing'}")
-    return pytest.mark.requires(*controls)
 
 
 class Stage(ABC):
@@ -232,11 +209,9 @@ S = TypeVar("S", bound=type[Stage])
 
 
 def register(name: str) -> Callable[[S], S]:
-    """Class decorator: make a driver available by stage name (one of config.STAGE_NAMES)."""
+    """Class decorator: make a driver available by stage name (config.STAGE_NAMES lists the config's)."""
 
     def decorate(cls: S) -> S:
-        if name not in STAGE_NAMES:
-            raise ValueError(f"stage {name!r} is not in harness.config.STAGE_NAMES")
         if _REGISTRY.get(name, cls) is not cls:
             raise ValueError(f"stage {name!r} registered twice")
         cls.name = name
@@ -247,8 +222,10 @@ def register(name: str) -> Callable[[S], S]:
 
 
 def stage_names() -> list[str]:
+    """Every registered stage, in the migration's order."""
     _import_drivers()
-    return [name for name in STAGE_NAMES if name in _REGISTRY]
+    return sorted(_REGISTRY, key=lambda name: (STAGE_NAMES.index(name) if name in STAGE_NAMES else len(STAGE_NAMES),
+                                               name))
 
 
 def get_stage(name: str) -> type[Stage]:

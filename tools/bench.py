@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.appenv import DatabaseEndpoint, app_env
+from harness.appenv import app_env, with_python
 from harness.config import Settings, load_settings
 from harness.core.net import LOOPBACK, free_port, port_is_free
 from harness.core.release import current_release
@@ -34,7 +34,7 @@ from harness.core.run import run
 from harness.images.build import ensure_images
 from harness.lifecycle import StageRunner
 from harness.load.generator import LoadGenerator, Sample, percentile, summarize
-from harness.services.seed import local_argv
+from harness.services.engine import endpoint, engine_for
 
 RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
 STEP_SECONDS = 5.0
@@ -231,7 +231,7 @@ def _hand_override(service: str, app_image: str, port: int, container_port: int,
 def hand_docker(settings: Settings, app_image: str, release: str) -> Cycle:
     """Network, database, `mysqladmin ping`, seed, app, curl: the docker stage's steps as a script."""
     net, db, web, port, conf = f"{HAND}-net", f"{HAND}-db", f"{HAND}-web", free_port(), settings.database
-    env = app_env(settings, stage="docker", release=release, db=DatabaseEndpoint.mysql(conf, db),
+    env = app_env(settings, stage="docker", release=release, db=endpoint(engine_for(settings), conf, db),
                   port=settings.app.port, host="0.0.0.0")
     app_opts = ["--network", net, *_env_options(env),
                 *(["--read-only", "--tmpfs", "/tmp"] if settings.stages.docker.read_only else [])]
@@ -240,7 +240,7 @@ def hand_docker(settings: Settings, app_image: str, release: str) -> Cycle:
     initdb = [p for n, path in enumerate(settings.seed.sql, 1)
               for p in ("-v", f"{path}:/docker-entrypoint-initdb.d/{n:02d}-{path.name}:ro")]
     seed = [("seed run --rm", lambda: run(["docker", "run", "--rm", *app_opts, app_image,
-                                           *local_argv(settings.seed.command or [], python="python")], timeout=120))]
+                                           *with_python(settings.seed.command or [], "python")], timeout=120))]
     up: list[Step] = [
         ("network create", lambda: run(["docker", "network", "create", net])),
         ("db run", lambda: run(["docker", "run", "-d", "--name", db, "--network", net, *initdb,

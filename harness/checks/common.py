@@ -19,14 +19,42 @@ from harness.contract.cases import Case
 from harness.contract.runner import CaseResult, ContractClient
 from harness.core.wait import NotYet
 from harness.load import DisruptionResult, measure_disruption
-from harness.stage import Deployment
+from harness.stage import CONTROLS, Deployment
 
 Report = Callable[[str], None]
+#: what the `report` fixture is: `report(text, figures=None)`
+Reporter = Callable[..., None]
+
+
+def requires(*controls: type) -> pytest.MarkDecorator:
+    """Mark a check as needing these stage controls, by type (harness.stage: AppControl, Workload, ...):
+    a typo is a NameError at import; where a control is absent the check is "not applicable"."""
+    unknown = [kind for kind in controls if kind not in CONTROLS]
+    if unknown or not controls:
+        names = ", ".join(kind.__name__ for kind in CONTROLS)
+        raise TypeError(f"requires() takes control types of harness.stage ({names}), not {unknown or 'nothing'}")
+    return pytest.mark.requires.with_args(*controls)  # one class alone would be taken as the decorated object
 
 
 def needs(*keys: str) -> pytest.MarkDecorator:
-    """Mark a check as needing these dotted settings (`app.ready_path`, `checks.persistence`)."""
+    """Mark a check as needing these dotted settings (`app.ready_path`, `checks.persistence`); a key
+    the settings model does not have is an error at import, never a silent "not applicable"."""
+    for key in keys:
+        model: Any = Settings
+        for part in key.split("."):
+            fields = getattr(model, "model_fields", {})
+            if part not in fields:
+                raise TypeError(f"needs({key!r}): the config has no key {key!r}")
+            model = _model_of(fields[part].annotation)
     return pytest.mark.needs(*keys)
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside `X | None` (or X itself), for walking dotted keys."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if hasattr(candidate, "model_fields"):
+            return candidate
+    return None
 
 
 def missing_settings(settings: Settings, keys: tuple[str, ...]) -> list[str]:

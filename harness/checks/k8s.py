@@ -3,10 +3,11 @@ configured load (`[checks] load`) sent through the NodePort Service, never a por
 failed request counted and none retried. Per-pod reads (identical bodies, the release each
 replica serves) go to one pod at a time through the API server.
 
-A stage folder imports the checks and the `k8s` fixture (`from harness.checks.k8s import *`;
-`report` comes from the plugin), or a team's repo runs `pytest --pyargs harness.checks.k8s
---stage k8s`. A check marked `needs(...)` runs only when the config sets those keys; every
-check leaves the stage as it found it (replicas, a settled rollout) however it ends.
+A stage folder imports the checks (`from harness.checks.k8s import *`), or a team's repo runs
+`pytest --pyargs harness.checks.suite --stage k8s`. Each check receives the workload view (and the
+other controls it `requires`), never the driver; a check marked `needs(...)` runs only when the
+config sets those keys; every check leaves the stage as it found it (replicas, a settled rollout)
+however it ends.
 """
 
 from __future__ import annotations
@@ -20,22 +21,17 @@ from typing import Any
 import pytest
 import requests
 
-from harness.checks.common import load_url, needs, persistence_case, read_back, under_load, write
+from harness.checks.common import Reporter, load_url, needs, persistence_case, read_back, requires, under_load, write
 from harness.checks.recovery import rerun_contract
+from harness.config import Settings
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
 from harness.core.wait import NotYet, app_ready, wait_until
-from harness.k8s import status
-from harness.k8s.manifests import RELEASE_ANNOTATION
-from harness.k8s.pods import PodAnswer
-from harness.lifecycle import StageRunner
+from harness.k8s.views import Answer
 from harness.load import DisruptionResult
-from harness.pytest_plugin import Reporter
-from harness.stage import Deployment, Stage
-from harness.stages.k8s import KubernetesStage
+from harness.stage import Deployment, Ingress, Workload
 
 __all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as the next one expects it)
-    "k8s",
     "test_contract_holds_through_the_ingress",
     "test_pod_kill_loses_no_request_and_a_replacement_becomes_ready",
     "test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down",
@@ -51,29 +47,7 @@ DRAIN_SECONDS = 5.0  # the load's per-request timeout: requests queued in the ou
 SCALE_DOWN = 1
 
 
-# -- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def k8s(stage: Stage | None, stage_runner: StageRunner) -> KubernetesStage:
-    """The live k8s stage; its bring-up timings go into the run summary once."""
-    if not isinstance(stage, KubernetesStage):
-        pytest.skip("the k8s checks need the k8s stage itself (not --base-url)")
-    notes = stage_runner.ledger.record(stage.name).notes
-    note = "bring-up: " + ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in stage.timings.items())
-    if stage.cluster_summary:
-        note = f"{stage.cluster_summary}; {note}"
-    if stage.image_sizes:
-        note += "; images: " + ", ".join(f"{ref} {size / 1e6:.0f} MB" for ref, size in stage.image_sizes.items())
-    if note not in notes:
-        notes.append(note)
-    return stage
-
-
 # -- helpers -----------------------------------------------------------------------------------
-def deployment_of(k8s: KubernetesStage) -> Deployment:
-    assert k8s.deployment is not None, "the k8s stage is not up"
-    return k8s.deployment
-
-
 @contextmanager
 def restoring(what: str, action: Callable[[], object], *, only_on_failure: bool = False) -> Iterator[None]:
     """Run `action` when the block ends (or only when it fails); when the block failed, an error
@@ -96,12 +70,12 @@ def assert_no_failure(result: DisruptionResult, report: Reporter) -> None:
     assert not problems, f"{result.what}: " + "; ".join(problems)
 
 
-def per_pod(k8s: KubernetesStage, path: str) -> dict[str, PodAnswer]:
+def per_pod(workload: Workload, path: str) -> dict[str, Answer]:
     """{pod: answer} of GET `path` on every Ready web pod, one pod at a time."""
-    return {pod.metadata.name: k8s.pod_get(pod.metadata.name, path) for pod in k8s.web_pods()}
+    return {replica.name: workload.get(replica.name, path) for replica in workload.replicas()}
 
 
-def first_difference(answers: dict[str, PodAnswer]) -> str:
+def first_difference(answers: dict[str, Answer]) -> str:
     """Where the bodies part: the first differing line of each pod against the first pod's."""
     (first_pod, first), *others = answers.items()
     lines = []
@@ -116,17 +90,17 @@ def first_difference(answers: dict[str, PodAnswer]) -> str:
     return "\n".join(lines)
 
 
-def releases_served(k8s: KubernetesStage) -> dict[str, str]:
+def releases_served(workload: Workload, settings: Settings) -> dict[str, str]:
     """{pod: release} of every Ready web pod: what its `app.version_path` reports, else (an app
     without one) the release annotation its pod template carries."""
-    app = k8s.settings.app
+    app = settings.app
     if app.version_path is None:
-        return {pod.metadata.name: (pod.metadata.annotations or {}).get(RELEASE_ANNOTATION, "(none)")
-                for pod in k8s.web_pods()}
-    return {pod: _release_field(answer, app.release_field) for pod, answer in per_pod(k8s, app.version_path).items()}
+        return {replica.name: replica.release or "(none)" for replica in workload.replicas()}
+    answers = per_pod(workload, app.version_path)
+    return {pod: _release_field(answer, app.release_field) for pod, answer in answers.items()}
 
 
-def _release_field(answer: PodAnswer, field: str) -> str:
+def _release_field(answer: Answer, field: str) -> str:
     if answer.status != 200:
         return f"HTTP {answer.status}"
     try:
@@ -135,72 +109,77 @@ def _release_field(answer: PodAnswer, field: str) -> str:
         return f"(not JSON: {answer.body[:60]!r})"
 
 
-def contract_problems(k8s: KubernetesStage, cases: list[Case]) -> list[str]:
-    return rerun_contract(ContractClient(deployment_of(k8s)), cases)
+def contract_problems(deployment: Deployment, cases: list[Case]) -> list[str]:
+    return rerun_contract(ContractClient(deployment), cases)
 
 
-def outage_reported(k8s: KubernetesStage, pod: str, path: str, killed: str) -> Callable[[], PodAnswer | None]:
+def outage_reported(workload: Workload, pod: str, path: str, killed: str) -> Callable[[], Answer | None]:
     """A probe: the app's own readiness path on `pod` answers 503 (not a proxy error); None when
     the killed database pod (uid `killed`) is already replaced and Ready without a probe having
     seen the 503 (an outage shorter than one probe's round trip through the API server)."""
 
-    def probe() -> PodAnswer | None:
-        answer = k8s.pod_get(pod, path)
+    def probe() -> Answer | None:
+        answer = workload.get(pod, path)
         if answer.status == 503:
             return answer
-        if database_replaced(k8s, killed):
+        if database_replaced(workload, killed):
             return None
         raise NotYet(f"{path} on {pod} answered {answer.status}")
 
     return probe
 
 
-def database_replaced(k8s: KubernetesStage, killed: str) -> bool:
+def database_replaced(workload: Workload, killed: str) -> bool:
     """The database pod `killed` is gone and every database pod is Ready (none of them it)."""
-    found = k8s.db_pods(ready_only=False)
-    return bool(found) and all(status.is_ready(pod) and pod.metadata.uid != killed for pod in found)
+    found = workload.database_replicas(ready_only=False)
+    return bool(found) and all(replica.ready and replica.uid != killed for replica in found)
 
 
 # -- the checks --------------------------------------------------------------------------------
-@pytest.mark.requires("ingress_url")
-def test_contract_holds_through_the_ingress(k8s: KubernetesStage, report: Reporter,
-                                            contract_cases: list[Case]) -> None:
+@requires(Ingress)
+def test_contract_holds_through_the_ingress(ingress: Ingress, deployment: Deployment, stageproof_settings: Settings,
+                                            report: Reporter, contract_cases: list[Case]) -> None:
     """The app as production serves it: through the cluster's ingress controller (other
     namespaces' traffic: the team's NetworkPolicies must let it in), every contract case that
     does not need a fresh database, and the load request."""
-    ingress = dataclasses.replace(deployment_of(k8s), base_url=k8s.ingress_url())
-    problems = rerun_contract(ContractClient(ingress), contract_cases)
-    assert not problems, f"through the Ingress ({ingress.base_url}):\n  " + "\n  ".join(problems)
-    load = k8s.settings.checks.load
-    answer = requests.request(load.method, load_url(k8s.settings, ingress), timeout=10)
+    through = dataclasses.replace(deployment, base_url=ingress.url)
+    problems = rerun_contract(ContractClient(through), contract_cases)
+    assert not problems, f"through the Ingress ({through.base_url}):\n  " + "\n  ".join(problems)
+    load = stageproof_settings.checks.load
+    answer = requests.request(load.method, load_url(stageproof_settings, through), timeout=10)
     assert answer.status_code == load.status, f"{load.method} {load.path} through the Ingress: {answer.status_code}"
     ran = sum(not case.fresh_only for case in contract_cases)
-    report(f"ingress {ingress.base_url}: {ran} contract case(s) passed, {load.method} {load.path} answered "
+    report(f"ingress {through.base_url}: {ran} contract case(s) passed, {load.method} {load.path} answered "
            f"{answer.status_code} ({len(answer.content)} bytes)")
 
 
-@pytest.mark.requires("kill_instance")
-def test_pod_kill_loses_no_request_and_a_replacement_becomes_ready(k8s: KubernetesStage, report: Reporter,
+@requires(Workload)
+def test_pod_kill_loses_no_request_and_a_replacement_becomes_ready(workload: Workload, deployment: Deployment,
+                                                                   stageproof_settings: Settings, report: Reporter,
                                                                    contract_cases: list[Case]) -> None:
-    replicas = len(k8s.web_pods())
-    with restoring("the web replicas", k8s.wait_rolled_out, only_on_failure=True):
-        result = under_load(k8s.settings, deployment_of(k8s), "pod kill", k8s.kill_instance, k8s.wait_rolled_out)
+    replicas = len(workload.replicas())
+    killed: list[str] = []
+    with restoring("the web replicas", workload.settled, only_on_failure=True):
+        result = under_load(stageproof_settings, deployment, "pod kill", lambda: killed.append(workload.kill()),
+                            workload.settled)
     assert_no_failure(result, report)
-    names = [pod.metadata.name for pod in k8s.web_pods()]
-    assert len(names) == replicas and k8s.killed[-1] not in names, f"after killing {k8s.killed[-1]}: {names}"
-    assert not (problems := contract_problems(k8s, contract_cases)), "\n".join(problems)
+    names = [replica.name for replica in workload.replicas()]
+    assert len(names) == replicas and killed[-1] not in names, f"after killing {killed[-1]}: {names}"
+    assert not (problems := contract_problems(deployment, contract_cases)), "\n".join(problems)
 
 
-@pytest.mark.requires("scale")
-def test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down(k8s: KubernetesStage,
+@requires(Workload)
+def test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down(workload: Workload,
+                                                                            deployment: Deployment,
+                                                                            stageproof_settings: Settings,
                                                                             report: Reporter) -> None:
-    settings, deployment = k8s.settings, deployment_of(k8s)
+    settings = stageproof_settings
     path = settings.checks.load.path
-    start = len(k8s.web_pods())
-    with restoring(f"{start} replicas", lambda: k8s.scale(start)):
-        up = under_load(settings, deployment, f"scale {start}->{SCALE_UP}", lambda: k8s.scale(SCALE_UP))
-        answers = per_pod(k8s, path)
-        down = under_load(settings, deployment, f"scale {SCALE_UP}->{SCALE_DOWN}", lambda: k8s.scale(SCALE_DOWN))
+    start = len(workload.replicas())
+    with restoring(f"{start} replicas", lambda: workload.scale(start)):
+        up = under_load(settings, deployment, f"scale {start}->{SCALE_UP}", lambda: workload.scale(SCALE_UP))
+        answers = per_pod(workload, path)
+        down = under_load(settings, deployment, f"scale {SCALE_UP}->{SCALE_DOWN}", lambda: workload.scale(SCALE_DOWN))
     assert_no_failure(up, report)
     assert len(answers) == SCALE_UP, f"{len(answers)} Ready replicas after scaling to {SCALE_UP}"
     statuses = {pod: answer.status for pod, answer in answers.items()}
@@ -212,55 +191,62 @@ def test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down(k8s:
     assert_no_failure(down, report)
 
 
-@pytest.mark.requires("roll_out")
-def test_rolling_update_serves_the_new_release_everywhere_without_failure(k8s: KubernetesStage, report: Reporter,
+@requires(Workload)
+def test_rolling_update_serves_the_new_release_everywhere_without_failure(workload: Workload, deployment: Deployment,
+                                                                          stageproof_settings: Settings,
+                                                                          report: Reporter,
                                                                           contract_cases: list[Case]) -> None:
-    new = f"{k8s.release}-next"
-    with restoring("the previous release", k8s.roll_back, only_on_failure=True):
-        result = under_load(k8s.settings, deployment_of(k8s), f"rolling update to {new}", lambda: k8s.roll_out(new))
+    new = f"{workload.release}-next"
+    with restoring("the previous release", workload.roll_back, only_on_failure=True):
+        result = under_load(stageproof_settings, deployment, f"rolling update to {new}",
+                            lambda: workload.roll_out(new))
     assert_no_failure(result, report)
-    served = releases_served(k8s)
+    served = releases_served(workload, stageproof_settings)
     assert set(served.values()) == {new}, f"release per pod after the rollout: {served}"
     report(f"rolling update: all {len(served)} pods serve {new}")
-    assert not (problems := contract_problems(k8s, contract_cases)), "\n".join(problems)
+    assert not (problems := contract_problems(deployment, contract_cases)), "\n".join(problems)
 
 
-@pytest.mark.requires("roll_out", "roll_back")
-def test_rollback_returns_the_previous_release_without_failure(k8s: KubernetesStage, report: Reporter) -> None:
-    if len(k8s.releases) < 2:  # run alone: make a release to roll back from
-        k8s.roll_out(f"{k8s.release}-next")
-    previous = k8s.releases[-2]
-    with restoring("a settled rollout", k8s.wait_rolled_out, only_on_failure=True):
-        result = under_load(k8s.settings, deployment_of(k8s), f"rollback to {previous}", k8s.roll_back)
+@requires(Workload)
+def test_rollback_returns_the_previous_release_without_failure(workload: Workload, deployment: Deployment,
+                                                               stageproof_settings: Settings,
+                                                               report: Reporter) -> None:
+    if len(workload.releases) < 2:  # run alone: make a release to roll back from
+        workload.roll_out(f"{workload.release}-next")
+    previous = workload.releases[-2]
+    with restoring("a settled rollout", workload.settled, only_on_failure=True):
+        result = under_load(stageproof_settings, deployment, f"rollback to {previous}", workload.roll_back)
     assert_no_failure(result, report)
-    served = releases_served(k8s)
+    served = releases_served(workload, stageproof_settings)
     assert set(served.values()) == {previous}, f"release per pod after the rollback: {served}"
     report(f"rollback: all {len(served)} pods serve {previous} again")
 
 
-@pytest.mark.requires("kill_database", "app_identity")
+@requires(Workload)
 @needs("checks.persistence")
-def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: KubernetesStage, report: Reporter,
+def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(workload: Workload, deployment: Deployment,
+                                                                       stageproof_settings: Settings,
+                                                                       report: Reporter,
                                                                        contract_cases: list[Case]) -> None:
-    settings, deployment = k8s.settings, deployment_of(k8s)
+    settings = stageproof_settings
     client = ContractClient(deployment)
     case = persistence_case(settings, contract_cases)
     written = write(client, case)
-    before = k8s.app_identity()
-    watched = k8s.web_pods()[0].metadata.name
+    before = workload.identity()
+    watched = workload.replicas()[0].name
     seen: dict[str, Any] = {}
     ready_path, patience = settings.app.ready_path, settings.checks.database_recovery_seconds
 
     def kill() -> None:
-        seen["uid"] = k8s.kill_database()
+        seen["uid"] = workload.kill_database()
         if ready_path:
-            seen["outage"] = wait_until(outage_reported(k8s, watched, ready_path, seen["uid"]), timeout=patience,
+            seen["outage"] = wait_until(outage_reported(workload, watched, ready_path, seen["uid"]), timeout=patience,
                                         what=f"{ready_path} of {watched} to report the outage (503)",
                                         interval=0.1, max_interval=0.25)
 
     def recovered() -> None:
-        k8s.wait_database_back(seen["uid"])
-        k8s.wait_rolled_out()
+        workload.wait_database_back(seen["uid"])
+        workload.settled()
         what, probe = app_ready(settings, deployment.base_url)
         wait_until(probe, what=f"{what} once the database is back", timeout=patience)
 
@@ -280,7 +266,7 @@ def test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted(k8s: Kube
                f"{result.load.reasons.get('HTTP 503', 0)} HTTP 503 answers")
     problems = read_back(client, case, written)
     assert not problems, "\n".join(problems)
-    assert k8s.app_identity() == before, "the app pods were restarted or replaced during the database outage"
+    assert workload.identity() == before, "the app pods were restarted or replaced during the database outage"
     assert result.covered, "the load ended before the app recovered"
     assert not (outside := failures_outside_the_outage(result)), outside
     assert result.recovered_seconds <= patience, (
@@ -304,16 +290,17 @@ def failures_outside_the_outage(result: DisruptionResult) -> str:
     return ""
 
 
-@pytest.mark.requires("rerun_seed")
+@requires(Workload)
 @needs("stages.k8s.seed_job")
-def test_seed_job_run_again_changes_nothing(k8s: KubernetesStage, report: Reporter) -> None:
-    load = k8s.settings.checks.load
-    url = load_url(k8s.settings, deployment_of(k8s))
+def test_seed_job_run_again_changes_nothing(workload: Workload, deployment: Deployment,
+                                            stageproof_settings: Settings, report: Reporter) -> None:
+    load = stageproof_settings.checks.load
+    url = load_url(stageproof_settings, deployment)
     before = requests.request(load.method, url, timeout=10)
-    job, log = k8s.rerun_seed()
-    with restoring(f"job {job}", lambda: k8s.delete_job(job)):
+    job, log = workload.rerun_seed()
+    with restoring(f"job {job}", lambda: workload.delete_job(job)):
         after = requests.request(load.method, url, timeout=10)
     report(f"seed job re-run ({job}): {log.strip()[-120:]!r}; {load.method} {load.path} body unchanged: "
            f"{before.content == after.content} ({len(after.content)} bytes)")
     assert before.status_code == after.status_code == load.status, (before.status_code, after.status_code)
-    assert after.content == before.content, f"running job {k8s.spec.seed_job} again changed {load.path}"
+    assert after.content == before.content, f"running the seed job again changed {load.path}"

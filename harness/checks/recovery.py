@@ -1,7 +1,7 @@
 """Checks that a deployment survives what the talk says it must: restarts and database outages.
 
 Written once like the contract; every stage folder (and `stageproof test` for a team's app)
-imports them. Each check is marked with the stage capability it needs (`requires`) and the
+imports them. Each check is marked with the stage controls it needs (`requires`, by type) and the
 settings it needs (`needs`); the plugin reports it "not applicable" where either is missing.
 """
 
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import requests
 
-from harness.checks.common import Report, answers, load_fails, needs, persistence_case, read_back, write
+from harness.checks.common import Report, answers, load_fails, needs, persistence_case, read_back, requires, write
 from harness.config import Settings
 from harness.contract.cases import Case
 from harness.contract.runner import ContractClient
 from harness.core.wait import app_ready, wait_until
-from harness.stage import Deployment, Stage
+from harness.stage import AppControl, DatabaseControl, Deployment
 
 OUTAGE_TIMEOUT = 60.0
 
@@ -32,22 +31,24 @@ def rerun_contract(client: ContractClient, cases: list[Case]) -> list[str]:
     return problems
 
 
-@pytest.mark.requires("restart_app")
-def test_contract_holds_after_app_restart(stage: Stage, deployment: Deployment, contract_cases: list[Case]) -> None:
-    stage.restart_app()
+@requires(AppControl)
+def test_contract_holds_after_app_restart(app_control: AppControl, deployment: Deployment,
+                                          contract_cases: list[Case]) -> None:
+    app_control.restart()
     problems = rerun_contract(ContractClient(deployment), contract_cases)
     assert not problems, "after restarting the app:\n  " + "\n  ".join(problems)
 
 
-@pytest.mark.requires("stop_database", "app_identity")
+@requires(AppControl, DatabaseControl)
 @needs("app.ready_path")
-def test_database_outage_is_reported_by_readiness(stage: Stage, deployment: Deployment,
-                                                  stageproof_settings: Settings, report: Report) -> None:
+def test_database_outage_is_reported_by_readiness(app_control: AppControl, database: DatabaseControl,
+                                                  deployment: Deployment, stageproof_settings: Settings,
+                                                  report: Report) -> None:
     """Readiness says 503 while the database is away (liveness stays 200), and 200 after."""
     app = stageproof_settings.app
     ready = f"{deployment.base_url}{app.ready_path}"
-    before = stage.app_identity()
-    stage.stop_database()
+    before = app_control.identity()
+    database.stop()
     try:
         down_at = time.monotonic()
         wait_until(answers(ready, 503), what=f"{app.ready_path} to report the database outage (503)",
@@ -57,16 +58,17 @@ def test_database_outage_is_reported_by_readiness(stage: Stage, deployment: Depl
             live = requests.get(f"{deployment.base_url}{app.health_path}", timeout=5).status_code
             assert live == 200, f"{app.health_path} answered {live} in the outage: liveness must not need the database"
     finally:
-        stage.start_database()
+        database.start()
     wait_until(answers(ready, 200), what=f"{app.ready_path} to recover (200)", timeout=OUTAGE_TIMEOUT)
-    assert stage.app_identity() == before, "the app was restarted during the database outage"
+    assert app_control.identity() == before, "the app was restarted during the database outage"
     report(f"database outage: {app.ready_path} answered 503 {reported:.1f}s after the stop, 200 again "
            f"{time.monotonic() - down_at:.1f}s after it; app not restarted ({before})")
 
 
-@pytest.mark.requires("stop_database", "app_identity")
+@requires(AppControl, DatabaseControl)
 @needs("checks.persistence")
-def test_data_written_before_a_database_outage_reads_back_after(stage: Stage, deployment: Deployment,
+def test_data_written_before_a_database_outage_reads_back_after(app_control: AppControl, database: DatabaseControl,
+                                                                deployment: Deployment,
                                                                 stageproof_settings: Settings,
                                                                 contract_cases: list[Case], report: Report) -> None:
     """Users see the outage (the load request fails), the app recovers by itself, and what was
@@ -74,21 +76,21 @@ def test_data_written_before_a_database_outage_reads_back_after(stage: Stage, de
     client = ContractClient(deployment)
     case = persistence_case(stageproof_settings, contract_cases)
     written = write(client, case)
-    before = stage.app_identity()
-    stage.stop_database()
+    before = app_control.identity()
+    database.stop()
     try:
         down_at = time.monotonic()
         seen = wait_until(load_fails(stageproof_settings, deployment), timeout=OUTAGE_TIMEOUT,
                           what="the load request to fail while the database is stopped")
         visible = time.monotonic() - down_at
     finally:
-        stage.start_database()
+        database.start()
     what, probe = app_ready(stageproof_settings, deployment.base_url)
     wait_until(probe, what=f"the app to recover by itself ({what})", timeout=OUTAGE_TIMEOUT)
     recovered = time.monotonic() - down_at
     problems = read_back(client, case, written)
     assert not problems, "\n".join(problems)
-    assert stage.app_identity() == before, "the app was restarted during the database outage"
+    assert app_control.identity() == before, "the app was restarted during the database outage"
     answer = getattr(seen, "status_code", type(seen).__name__)
     report(f"database outage: the load request failed ({answer}) {visible:.1f}s after the stop; recovered "
            f"{recovered:.1f}s after it; {case.name!r} read back; app not restarted")

@@ -11,7 +11,6 @@ from harness.checks.containers import (  # noqa: F401
 )
 from harness.checks.diff_check import test_stage_answers_like_the_first_stage  # noqa: F401
 from harness.checks.k8s import (  # noqa: F401
-    k8s,
     test_contract_holds_through_the_ingress,
     test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted,
     test_pod_kill_loses_no_request_and_a_replacement_becomes_ready,

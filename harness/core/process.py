@@ -62,6 +62,17 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} was not started")
         return self._proc.wait(timeout=timeout)
 
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a crash would, and reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+            _group_ended(proc, 10)
+        self._proc = None
+        log.info("killed %s (exit %s)", self.name, proc.returncode)
+
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the whole group, then SIGKILL what is left after `grace` seconds. Returns once
         the leader and every other member (workers, a script's children) are gone: a folder they

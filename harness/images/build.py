@@ -43,6 +43,10 @@ class BuiltImages:
     #: upstream ref -> what stands in for it (empty in registry mode)
     substitutes: dict[str, str]
 
+    def notes(self) -> tuple[str, ...]:
+        """What the run summary says of these images: each stand-in used for an upstream image."""
+        return tuple(f"substitute image: {upstream} <- {what}" for upstream, what in self.substitutes.items())
+
     def refs(self) -> list[str]:
         """Every image a cluster must hold: the app, the database, every substituted upstream ref."""
         return list(dict.fromkeys([self.app, self.database, *self.substitutes]))

@@ -74,3 +74,37 @@ def _require_container(node: str) -> None:
     if run(["docker", "container", "inspect", node], check=False).returncode != 0:
         raise CapabilityMissing(f"node {node} is not a Docker container on this machine (kind names each node's "
                                 "container after it): stageproof can stop only such nodes")
+
+
+def power_cut(node: str) -> None:
+    """`docker kill` of the node's container: its power cut (no shutdown, no kubelet goodbye)."""
+    _require_container(node)
+    run(["docker", "kill", node], timeout=60)
+
+
+class ContainerNodes:
+    """NodeChaos of a cluster whose nodes are Docker containers here (kind's): drained through the
+    Eviction API, stopped (`docker stop`: systemd shuts the node down in order), or their power cut
+    (`docker kill`); started again and waited for until Ready."""
+
+    def __init__(self, api: Api, kubectl: Kubectl, *, timeout: float) -> None:
+        self._api, self._kubectl, self._timeout = api, kubectl, timeout
+
+    def control_planes(self) -> list[str]:
+        return sorted(control_planes(self._api))
+
+    def drain(self, node: str) -> str:
+        return drain(self._kubectl, node, timeout=self._timeout)
+
+    def uncordon(self, node: str) -> None:
+        uncordon(self._kubectl, node)
+
+    def stop(self, node: str) -> None:
+        stop(node)
+
+    def power_cut(self, node: str) -> None:
+        power_cut(node)
+
+    def start(self, node: str) -> None:
+        start(node)
+        wait_ready(self._api, node, timeout=self._timeout)

@@ -8,7 +8,6 @@ for chaos traffic (that goes through the Service, which survives the loss of a p
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -17,19 +16,14 @@ from kubernetes.client.exceptions import ApiException
 from harness.core.wait import NotYet
 from harness.k8s.api import Api
 from harness.k8s.status import job_complete
+from harness.k8s.views import Answer
 from harness.k8s.watch import watch_until
 
 JOB_LABELS_SET_BY_KUBERNETES = ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
                                 "batch.kubernetes.io/job-name")
 
 
-@dataclass(frozen=True)
-class PodAnswer:
-    status: int
-    body: str
-
-
-def pod_get(api: Api, namespace: str, pod: str, port: int, path: str) -> PodAnswer:
+def pod_get(api: Api, namespace: str, pod: str, port: int, path: str) -> Answer:
     """GET `path` on `pod:port` through the API server's pod proxy; the body byte for byte, except
     that the proxy rewrites absolute links in HTML to go through itself: that prefix is taken out
     again, so every pod's page reads as the app wrote it."""
@@ -37,9 +31,9 @@ def pod_get(api: Api, namespace: str, pod: str, port: int, path: str) -> PodAnsw
         response = api.core.connect_get_namespaced_pod_proxy_with_path(f"{pod}:{port}", namespace, path.lstrip("/"),
                                                                         _preload_content=False)
     except ApiException as err:
-        return PodAnswer(err.status or 0, _text(err.body))
+        return Answer(err.status or 0, _text(err.body))
     proxy_prefix = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
-    return PodAnswer(response.status, _text(response.data).replace(proxy_prefix, ""))
+    return Answer(response.status, _text(response.data).replace(proxy_prefix, ""))
 
 
 def _text(body: object) -> str:

@@ -1,14 +1,16 @@
-"""The pytest front door: `--stage`, `--keep`, `--base-url`, fixtures and the run summary.
+"""The pytest front door: `--stage`, `--keep`, `--base-url`, which checks apply, and the run summary.
 
-Stage folders declare which stages they run with `stage = stage_fixture("local-sqlite", ...)`
-in their conftest; the contract suite only asks for `deployment`/`contract_client`.
+Stage folders declare which stages they run with `stage = stage_fixture("local-sqlite", ...)` in
+their conftest (harness/pytest_plugin/fixtures.py); the contract suite only asks for `deployment`.
+Which checks apply is decided in two places, each once, and recorded as data in the ledger:
+at collection, a stage the config declares not applicable and a setting a check `needs`; once its
+stage is up, the controls a check `requires` (harness/stage.py: `Capabilities`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +18,24 @@ import pytest
 
 from harness.checks.common import missing_settings
 from harness.config import Settings, load_settings
-from harness.contract.cases import Case, load_cases
-from harness.contract.diff import stage_unique
-from harness.contract.runner import ContractClient
+from harness.contract.cases import load_cases
 from harness.core.shield import arm, disarm, interrupt, mute_dead_output
-from harness.errors import ConfigError, StageUnavailable
-from harness.lifecycle import StageRunner, in_ci
+from harness.errors import ConfigError
+from harness.lifecycle import StageRunner
 from harness.pytest_plugin.pytest_docker import register_if_wanted
-from harness.report.ledger import Ledger
-from harness.stage import Deployment, Stage, get_stage
+from harness.stage import Capabilities
 
 ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
 Reporter = Callable[..., None]
 RUNNER_KEY = pytest.StashKey[StageRunner]()
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SIGTERM_KEY = pytest.StashKey[Any]()  # the SIGTERM handler replaced by stageproof, restored at the end
+NOT_APPLICABLE_KEY = pytest.StashKey[str]()  # on an item found not applicable once its stage was up
+MARKERS = ("requires(*controls): a check that needs these stage controls (types of harness.stage)",
+           "needs(*settings): a check that needs these dotted settings to be set",
+           "contract: the shared contract suite, run verbatim against every stage",
+           "stage_diff: the cross-stage diff, run right after the contract",
+           "slow: needs containers or a cluster")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,10 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requires(*capabilities): a check that needs these stage capabilities")
-    config.addinivalue_line("markers", "needs(*settings): a check that needs these dotted settings to be set")
-    config.addinivalue_line("markers", "contract: the shared contract suite, run verbatim against every stage")
-    config.addinivalue_line("markers", "stage_diff: the cross-stage diff, run right after the contract")
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    config.pluginmanager.import_plugin("harness.pytest_plugin.fixtures")
     _refuse_parallel_stages(config)
     register_if_wanted(config)
     if config.getoption("base_url") and config.getoption("keep"):
@@ -65,7 +69,7 @@ def _refuse_parallel_stages(config: pytest.Config) -> None:
         raise pytest.UsageError("stageproof stages own real environments: run without -n (pytest-xdist)")
 
 
-def _arm_for_stages(config: pytest.Config) -> None:
+def arm_for_stages(config: pytest.Config) -> None:
     """Before the first stage comes up: refuse an xdist worker (each would start its own copy),
     and make SIGTERM (CI cancel, IDE stop) and SIGHUP (a closed terminal) unwind like Ctrl-C, and
     only the first of them, so fixtures tear stages down and a second signal cannot cut that short."""
@@ -80,7 +84,7 @@ def _interrupt(signum: int, frame: object) -> None:
     interrupt(signum)
 
 
-def _settings(config: pytest.Config) -> Settings:
+def settings_of(config: pytest.Config) -> Settings:
     """Loaded on first use, so the harness's own unit tests need no config file."""
     if SETTINGS_KEY not in config.stash:
         try:
@@ -90,9 +94,9 @@ def _settings(config: pytest.Config) -> Settings:
     return config.stash[SETTINGS_KEY]
 
 
-def _runner(config: pytest.Config) -> StageRunner:
+def runner_of(config: pytest.Config) -> StageRunner:
     if RUNNER_KEY not in config.stash:
-        config.stash[RUNNER_KEY] = StageRunner(_settings(config), keep=config.getoption("keep"),
+        config.stash[RUNNER_KEY] = StageRunner(settings_of(config), keep=config.getoption("keep"),
                                                release=config.getoption("release"))
     return config.stash[RUNNER_KEY]
 
@@ -115,17 +119,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "contract_case" in metafunc.fixturenames:
-        settings = _settings(metafunc.config)
-        cases = load_cases(settings.contract.cases)
+        cases = load_cases(settings_of(metafunc.config).contract.cases)
         metafunc.parametrize("contract_case", cases, ids=[case.name for case in cases])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the selected stages and the checks they can run; contract cases go first, then the
+    """Keep the selected stages and the checks their config allows; contract cases go first, then the
     cross-stage diff (every stage's database then holds the same rows), then the other checks."""
     wanted = set(config.getoption("stage"))
-    kept = [item for item in items if (not wanted or _stage_of(item) in wanted | {None}) and _applicable(item)]
+    kept = [item for item in items if (not wanted or stage_of(item) in wanted | {None}) and _configured(item)]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
@@ -133,40 +136,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                1 if item.get_closest_marker("stage_diff") else 2)
 
 
-def _applicable(item: pytest.Item) -> bool:
-    """A check runs only where it applies: on a stage the config does not declare not applicable,
-    with the capabilities it `requires` and the settings it `needs`; the summary says why not."""
-    stage = _stage_of(item)
+def _configured(item: pytest.Item) -> bool:
+    """False (recorded as not applicable, with the reason) on a stage the config declares not
+    applicable, or for a check that `needs` a setting the config leaves unset."""
+    stage = stage_of(item)
     if stage is None:
-        return item.get_closest_marker("requires") is None
-    settings = _settings(item.config)
-    declared = settings.not_applicable(stage)
-    reason = f"the stage: {declared}" if declared else _why_not(item, stage, settings)
-    if reason is None:
         return True
-    notes = _runner(item.config).ledger.record(stage).notes
-    note = f"not applicable: {reason}" if declared else \
-        f"not applicable: {getattr(item, 'originalname', item.name)} ({reason})"
-    if note not in notes:
-        notes.append(note)
-    return False
-
-
-def _why_not(item: pytest.Item, stage: str, settings: Settings) -> str | None:
-    required = item.get_closest_marker("requires")
-    driver = get_stage(stage)
-    missing = sorted(set(required.args) - driver.capabilities) if required else []
-    if missing:
-        return f"the stage cannot {', '.join(missing)}"
-    withheld = driver.withheld(settings)
-    if required and (held := sorted({withheld[name] for name in required.args if name in withheld})):
-        return "; ".join(held)
+    settings = settings_of(item.config)
+    record = runner_of(item.config).ledger.record(stage)
+    declared = settings.not_applicable(stage)
+    if declared:
+        record.stage_not_applicable = declared
+        return False
     needed = item.get_closest_marker("needs")
     unset = missing_settings(settings, tuple(needed.args)) if needed else []
-    return f"the config sets no {', '.join(unset)}" if unset else None
+    if unset:
+        record.not_applicable[test_name(item)] = f"the config sets no {', '.join(unset)}"
+        return False
+    return True
 
 
-def _stage_of(item: pytest.Item) -> str | None:
+def not_applicable(item: pytest.Item, stage: str, capabilities: Capabilities) -> None:
+    """Once the stage is up: a check whose required control is absent is recorded as not applicable
+    (with the reason the stage gave) and skipped; the ledger counts it as such, not as a skip."""
+    required = item.get_closest_marker("requires")
+    reason = capabilities.missing(tuple(required.args), stage) if required else None
+    if reason is not None:
+        runner_of(item.config).ledger.record(stage).not_applicable[test_name(item)] = reason
+        item.stash[NOT_APPLICABLE_KEY] = reason
+        pytest.skip(f"not applicable: {reason}")
+
+
+def stage_of(item: pytest.Item) -> str | None:
     """The stage a test runs against: its folder's parameter, else the one --stage given."""
     callspec = getattr(item, "callspec", None)
     if callspec and "stage" in callspec.params:
@@ -175,16 +176,21 @@ def _stage_of(item: pytest.Item) -> str | None:
     return names[0] if len(names) == 1 and "stage" in getattr(item, "fixturenames", ()) else None
 
 
+def test_name(item: pytest.Item) -> str:
+    return str(getattr(item, "originalname", item.name))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> ReportWrapper:
-    """Count each test's outcome once per stage: its call, or the setup/teardown that broke it."""
+    """Count each test's outcome once per stage: its call, or the setup/teardown that broke it;
+    a check found not applicable is in the ledger as such already."""
     report: pytest.TestReport = yield
-    stage = _stage_of(item) or ("external" if item.config.getoption("base_url") else None)
+    stage = stage_of(item) or ("external" if item.config.getoption("base_url") else None)
     counted = report.when == "call" or (report.outcome == "failed") or (report.skipped and report.when == "setup")
-    if stage is not None and counted:
-        _runner(item.config).ledger.outcome(stage, report.outcome, seconds=report.duration,
-                                            contract=item.get_closest_marker("contract") is not None,
-                                            test=getattr(item, "originalname", item.name))
+    if stage is not None and counted and NOT_APPLICABLE_KEY not in item.stash:
+        runner_of(item.config).ledger.outcome(stage, report.outcome, seconds=report.duration,
+                                              contract=item.get_closest_marker("contract") is not None,
+                                              test=test_name(item))
     return report
 
 
@@ -200,110 +206,3 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
         html = write_reports(runner.ledger, Path(target))
         terminalreporter.write_line(f"stageproof report: {target} and {html}")
-
-
-# -- fixtures --------------------------------------------------------------------------------
-def stage_fixture(*names: str) -> Callable[..., Any]:
-    """A session fixture parametrized over `names`: the stage object, up and ready."""
-
-    @pytest.fixture(scope="session", params=list(names), ids=list(names))
-    def stage(request: pytest.FixtureRequest) -> Iterator[Stage | None]:
-        yield from _stage_up(request.config, request.param)
-
-    return stage
-
-
-def _live_output(config: pytest.Config) -> contextlib.AbstractContextManager[None]:
-    """Bringing a stage up can take minutes (image builds): show its progress lines as they come."""
-    capture = config.pluginmanager.getplugin("capturemanager")
-    return capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext()
-
-
-def _stage_up(config: pytest.Config, name: str) -> Iterator[Stage | None]:
-    """Bring `name` up for the session (nothing with --base-url); down afterwards unless --keep."""
-    if config.getoption("base_url"):
-        yield None
-        return
-    runner = _runner(config)
-    _arm_for_stages(config)
-    try:
-        with _live_output(config):
-            live, _ = runner.start(name)
-    except StageUnavailable as err:
-        if in_ci():
-            raise
-        pytest.skip(f"stage {name} cannot run here: {err}")
-    yield live
-    runner.stop(name)
-
-
-@pytest.fixture(scope="session")
-def stageproof_settings(pytestconfig: pytest.Config) -> Settings:
-    return _settings(pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def stage_runner(pytestconfig: pytest.Config) -> StageRunner:
-    return _runner(pytestconfig)
-
-
-@pytest.fixture(scope="session")
-def stage(pytestconfig: pytest.Config) -> Iterator[Stage | None]:
-    """Outside a stage folder (`pytest --pyargs harness.contract.suite --stage docker`, a team's
-    own repo): the one stage named by --stage, or none with --base-url."""
-    names = pytestconfig.getoption("stage")
-    if pytestconfig.getoption("base_url") or not names:
-        yield None
-        return
-    if len(names) > 1:
-        raise pytest.UsageError("outside a stage folder, name one --stage per run")
-    yield from _stage_up(pytestconfig, names[0])
-
-
-@pytest.fixture
-def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_settings: Settings) -> Deployment:
-    base_url = pytestconfig.getoption("base_url")
-    if base_url:
-        runner = _runner(pytestconfig)
-        return Deployment("external", base_url.rstrip("/"), runner.release, stageproof_settings.app.token)
-    if stage is None:
-        pytest.fail("no stage selected: pass --stage NAME or --base-url URL, or run a tests/<stage> folder",
-                    pytrace=False)
-    assert stage.deployment is not None
-    return stage.deployment
-
-
-@pytest.fixture(scope="session")
-def contract_cases(stageproof_settings: Settings) -> list[Case]:
-    return load_cases(stageproof_settings.contract.cases)
-
-
-@pytest.fixture
-def contract_client(deployment: Deployment, stage_runner: StageRunner,
-                    request: pytest.FixtureRequest) -> ContractClient:
-    """The contract pass uses one `${unique}` per stage, so every stage's database holds the same rows
-    when the diff runs; other checks get a fresh one (their writes must not collide with the contract's)."""
-    contract = request.node.get_closest_marker("contract") is not None
-    return ContractClient(deployment, unique=stage_unique(stage_runner.run_id, deployment.stage) if contract else None)
-
-
-@pytest.fixture
-def ledger(stage_runner: StageRunner) -> Ledger:
-    return stage_runner.ledger
-
-
-@pytest.fixture
-def report(stage: Stage | None, stage_runner: StageRunner, request: pytest.FixtureRequest) -> Reporter:
-    """Print a check's measured figures and keep them in the run summary of its stage: the text
-    as a note, `figures` (a dict, e.g. `DisruptionResult.figures()`) as structured data."""
-
-    def note(text: str, figures: dict[str, Any] | None = None) -> None:
-        name = stage.name if stage is not None else "external"
-        print(f"[stageproof] {name}: {text}", flush=True)
-        record = stage_runner.ledger.record(name)
-        record.notes.append(text)
-        if figures is not None:
-            record.figures.append({"check": getattr(request.node, "originalname", request.node.name), **figures})
-
-    return note
-

@@ -7,16 +7,11 @@ a self-contained HTML page beside it, see `harness.report.html`).
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: the plugin's note for a check it deselected on a stage: "not applicable: <test> (<reason>)"
-CHECK_NOT_APPLICABLE = re.compile(r"not applicable: (?P<test>\S+) \((?P<reason>.*)\)", re.DOTALL)
-#: the plugin's note for a stage the config declares not applicable to the app
-STAGE_NOT_APPLICABLE = "not applicable: the stage: "
 NOT_APPLICABLE = "not applicable"
 NOT_RUN = "not run"
 #: when one check is reported several times on a stage (parametrized, or its teardown broke), the worst wins
@@ -40,23 +35,17 @@ class StageRecord:
     figures: list[dict[str, Any]] = field(default_factory=list)
     #: test name -> "passed", "failed" or "skipped" (the worst of its reports on this stage)
     outcomes: dict[str, str] = field(default_factory=dict)
-
-    def not_applicable(self) -> dict[str, str]:
-        """Checks deselected on this stage, with the reason, read back from the plugin's notes."""
-        found = (CHECK_NOT_APPLICABLE.fullmatch(note) for note in self.notes)
-        return {match["test"]: match["reason"] for match in found if match}
-
-    def stage_not_applicable(self) -> str | None:
-        """Why the whole stage does not apply to the app (declared in the config), else None."""
-        return next((note.removeprefix(STAGE_NOT_APPLICABLE) for note in self.notes
-                     if note.startswith(STAGE_NOT_APPLICABLE)), None)
+    #: checks that do not apply on this stage -> why (the control or setting that is missing)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    #: why the whole stage does not apply to the app (declared in the config), else None
+    stage_not_applicable: str | None = None
 
     def cell(self, test: str) -> tuple[str, str]:
         """(outcome, reason) of `test` on this stage: a reported outcome, else "not applicable"
         with its reason, else "not run" (the stage's folder does not hold that check)."""
         if test in self.outcomes:
             return self.outcomes[test], ""
-        reason = self.not_applicable().get(test) or self.stage_not_applicable()
+        reason = self.not_applicable.get(test) or self.stage_not_applicable
         return (NOT_APPLICABLE, reason) if reason is not None else (NOT_RUN, "")
 
 
@@ -93,7 +82,9 @@ class Ledger:
             rows.append(f"{rec.stage:<14} {rec.passed:>6} {rec.failed:>6} {rec.skipped:>7} {up:>7} "
                         f"{rec.contract_seconds:>12.2f}  {rec.release}")
             rows += [f"  ! {rec.error}"] if rec.error else []
+            rows += [f"  - not applicable: the stage: {rec.stage_not_applicable}"] if rec.stage_not_applicable else []
             rows += [f"  - {note}" for note in rec.notes]
+            rows += [f"  - not applicable: {test} ({reason})" for test, reason in rec.not_applicable.items()]
         return "\n".join(rows)
 
     def checks(self) -> list[str]:
@@ -101,7 +92,7 @@ class Ledger:
         names: dict[str, None] = {}
         for rec in self.stages.values():
             names.update(dict.fromkeys(rec.outcomes))
-            names.update(dict.fromkeys(rec.not_applicable()))
+            names.update(dict.fromkeys(rec.not_applicable))
         return list(names)
 
     def payload(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pymysql
 
-from harness.core.net import LOOPBACK, free_port
+from harness.core.net import LOOPBACK, claim_port
 from harness.core.process import ManagedProcess
 from harness.core.wait import wait_until
 from harness.errors import StageFailed, StageUnavailable
@@ -29,15 +29,18 @@ class MariaDBServer:
     """Start with `start()`, hand out `url(...)`, always `stop()`."""
 
     def __init__(self, *, database: str, user: str, password: str, start_timeout: float = 60,
-                 prefix: str = "stageproof-mariadb-", on_change: Callable[[], None] | None = None) -> None:
+                 prefix: str = "stageproof-mariadb-", on_change: Callable[[], None] | None = None,
+                 port: int | None = None) -> None:
         """`prefix` names the temporary folder; `on_change` is called as soon as the folder or the
-        server process exists, so the owner can record them before anything can interrupt it."""
+        server process exists, so the owner can record them before anything can interrupt it;
+        `port` pins the port (an app that always connects to 3306), else a free one is taken."""
         self.database = database
         self.user = user
         self.password = password
         self.start_timeout = start_timeout
         self.prefix = prefix
         self._on_change = on_change or (lambda: None)
+        self._pinned = port
         self.port = 0
         self._workdir: Path | None = None
         self._process: ManagedProcess | None = None
@@ -45,11 +48,11 @@ class MariaDBServer:
     def start(self) -> MariaDBServer:
         """Initialise a fresh datadir on a free port, start the server, create db and user."""
         installer = _find(INSTALL_BINARIES)
+        self.port = claim_port(self._pinned, "database.port", "the throwaway MariaDB")
         self._workdir = Path(tempfile.mkdtemp(prefix=self.prefix))
         self._on_change()
         self._install([installer, "--no-defaults", f"--datadir={self.datadir}",
                        "--auth-root-authentication-method=socket", "--skip-test-db", f"--user={_os_user()}"])
-        self.port = free_port()
         self.resume()
         return self
 
@@ -87,6 +90,13 @@ class MariaDBServer:
         """Stop the server but keep its data: a database outage, as in a restart."""
         if self._process is not None:
             self._process.stop()
+
+    def crash(self) -> None:
+        """SIGKILL the server mid-work (no shutdown: InnoDB recovers on the next start), then start
+        it again on the same data."""
+        if self._process is not None:
+            self._process.kill()
+        self.resume()
 
     def resume(self) -> None:
         """(Re)start the server on the same port and datadir and wait until it answers."""

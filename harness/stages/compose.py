@@ -25,7 +25,7 @@ from harness.core.run import run
 from harness.core.wait import app_ready, wait_until
 from harness.errors import CommandFailed, ConfigError, StageFailed
 from harness.images.build import ensure_images
-from harness.stage import Deployment, Stage, register
+from harness.stage import Capabilities, Deployment, Stage, register
 from harness.stages.compose_override import (
     WebService,
     compose_override,
@@ -37,6 +37,7 @@ from harness.stages.compose_override import (
 from harness.stages.containers import (
     INTERRUPTED_SETTLE,
     STOP_TIMEOUT,
+    AppInContainer,
     docker_client,
     docker_missing,
     remove_labelled,
@@ -54,13 +55,10 @@ NO_PULL_HINT = ("\n(stageproof never pulls: an image your compose file names mus
 class ComposeStage(Stage):
     """One compose project per run; `down()` is `compose down --volumes` plus a label sweep."""
 
-    tests_folder = "compose"
-    capabilities = frozenset({"restart_app", "stop_database", "app_identity", "app_container"})
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
+        super().__init__(settings, run_id=run_id, release=release)
         self._workdir: Path | None = None
-        self._deployment: Deployment | None = None
+        self._base_url = ""
         self._up_complete = False
 
     @property
@@ -75,20 +73,17 @@ class ComposeStage(Stage):
 
     # -- the Stage protocol ---------------------------------------------------------------
     def up(self) -> Deployment:
-        if self._deployment is not None:
-            return self._deployment
         spec = read_compose_file(self.config.file)
         require_services(spec, {"stages.compose.service": self.config.service,
                                 "stages.compose.database": self.config.database}, self.config.file)
         images = ensure_images(self.settings, release=self.release)
-        self.substitutes = dict(images.substitutes)
         self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
         port = free_port()
         self._write_override(spec, images.app, port)
-        self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{port}", self.release, self.settings.app.token)
+        self._base_url = f"http://{LOOPBACK}:{port}"
         self.compose_up()
         self._up_complete = True
-        return self._deployment
+        return Deployment(self.name, self._base_url, self.release, self.settings.app.token, notes=images.notes())
 
     def down(self) -> None:
         if self._workdir is not None:
@@ -100,7 +95,6 @@ class ComposeStage(Stage):
             self._workdir = None
         settle = 0.0 if self._up_complete else INTERRUPTED_SETTLE
         remove_run(docker_client(), self.name, self.run_id, settle=settle)  # what compose did not know of
-        self._deployment = None
         self._up_complete = False
 
     def logs(self) -> str:
@@ -126,29 +120,21 @@ class ComposeStage(Stage):
                 removed.append(f"folder {workdir}")
         return removed
 
-    # -- capabilities ---------------------------------------------------------------------
-    def app_container(self) -> str:
-        """The web service's container id, for checks that look inside it."""
-        ids = self.compose("ps", "--all", "--quiet", self.config.service).stdout.split()
+    def capabilities(self) -> Capabilities:
+        app = AppInContainer(lambda: self.container_of(self.config.service), restart=self._restart,
+                             wait_ready=self._wait_ready)
+        return Capabilities(app=app, container=app, crash=app, database=ComposeDatabase(self))
+
+    def container_of(self, service: str) -> str:
+        """The id of `service`'s container in this run's project."""
+        ids = self.compose("ps", "--all", "--quiet", service).stdout.split()
         if not ids:
-            raise StageFailed(f"compose project {self.project} has no {self.config.service} container")
+            raise StageFailed(f"compose project {self.project} has no {service} container")
         return ids[0]
 
-    def app_identity(self) -> str:
-        container = self.app_container()
-        started = run(["docker", "inspect", "--format", "{{.State.StartedAt}} restarts={{.RestartCount}}",
-                       container]).stdout.strip()
-        return f"container {container[:12]} started {started}"
-
-    def restart_app(self) -> None:
+    def _restart(self) -> None:
         self.compose("restart", "--timeout", str(STOP_TIMEOUT), self.config.service)
         self._wait_ready()
-
-    def stop_database(self) -> None:
-        self.compose("stop", "--timeout", str(STOP_TIMEOUT), self.config.database)
-
-    def start_database(self) -> None:
-        self.compose("start", self.config.database)
 
     # -- compose itself (public for the compose-only checks) --------------------------------
     def compose_up(self) -> None:
@@ -195,7 +181,24 @@ class ComposeStage(Stage):
         write_private(self._workdir / OVERRIDE_FILE, render_override(override, header=header))
 
     def _wait_ready(self) -> None:
-        assert self._deployment is not None
-        what, probe = app_ready(self.settings, self._deployment.base_url)
+        what, probe = app_ready(self.settings, self._base_url)
         wait_until(probe, what=f"the compose service {self.config.service} to be ready ({what})",
                    timeout=self.config.up_timeout, diagnostics=self.logs)
+
+
+class ComposeDatabase:
+    """DatabaseControl of the compose stage, as a team would do it: `compose stop` / `start` of the
+    database service (same volume), or `compose kill -s SIGKILL` then `start`."""
+
+    def __init__(self, stage: ComposeStage) -> None:
+        self._stage = stage
+
+    def stop(self) -> None:
+        self._stage.compose("stop", "--timeout", str(STOP_TIMEOUT), self._stage.config.database)
+
+    def start(self) -> None:
+        self._stage.compose("start", self._stage.config.database)
+
+    def crash(self) -> None:
+        self._stage.compose("kill", "--signal", "SIGKILL", self._stage.config.database)
+        self.start()

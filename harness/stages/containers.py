@@ -147,3 +147,60 @@ def fail_if_exited(container: Container, what: str) -> None:
         code = container.attrs["State"]["ExitCode"]
         raise StageFailed(f"{what} exited with {code}:\n{container_logs(container)[-3000:]}")
 
+
+
+class AppInContainer:
+    """The app in one container (docker, compose): AppControl, AppContainer and AppCrash at once,
+    looked at and hit as an operator would (`docker top`, `docker logs`, `docker kill -s KILL`)."""
+
+    def __init__(self, container_id: Callable[[], str], *, restart: Callable[[], None],
+                 wait_ready: Callable[[], None]) -> None:
+        self._id, self._restart, self._wait_ready = container_id, restart, wait_ready
+
+    def restart(self) -> None:
+        self._restart()
+
+    def identity(self) -> str:
+        started = run(["docker", "inspect", "--format", "{{.State.StartedAt}} restarts={{.RestartCount}}",
+                       self._id()]).stdout.strip()
+        return f"container {self._id()[:12]} started {started}"
+
+    def process_users(self) -> list[str]:
+        return run(["docker", "top", self._id(), "-o", "uid,pid,args"]).stdout.splitlines()[1:]
+
+    def log_text(self) -> str:
+        logs = run(["docker", "logs", "--tail", "2000", self._id()])
+        return logs.stdout + logs.stderr
+
+    def crash(self) -> str:
+        """SIGKILL the container's processes: no SIGTERM, no drain."""
+        container = self._id()
+        run(["docker", "kill", "--signal", "KILL", container])
+        return container
+
+    def recover(self) -> None:
+        """Started again (unless its restart policy already did) and serving."""
+        container = self._id()
+        running = run(["docker", "inspect", "--format", "{{.State.Running}}", container]).stdout.strip()
+        if running != "true":
+            run(["docker", "start", container])
+        self._wait_ready()
+
+
+class DatabaseInContainer:
+    """DatabaseControl of a database container: `docker stop`/`start` on the same volume, or a SIGKILL."""
+
+    def __init__(self, container_id: Callable[[], str]) -> None:
+        self._id = container_id
+
+    def stop(self) -> None:
+        run(["docker", "stop", "--time", str(STOP_TIMEOUT), self._id()])
+
+    def start(self) -> None:
+        run(["docker", "start", self._id()])
+
+    def crash(self) -> None:
+        """SIGKILL mid-work (the engine recovers from its log on the next start), then started again."""
+        container = self._id()
+        run(["docker", "kill", "--signal", "KILL", container])
+        run(["docker", "start", container])

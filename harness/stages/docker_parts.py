@@ -1,8 +1,10 @@
 """The docker stage's containers, in testcontainers' shape: one small class per piece and
 composable wait strategies whose timeouts carry the container's logs.
 
-testcontainers' reaper (Ryuk) needs an image from a registry, so it is disabled; every object
-carries stageproof's run labels instead, and `remove_run`/`reap` sweep by them.
+testcontainers' reaper (Ryuk) needs an image from a registry, so it is switched off while one of
+these containers starts, and only then (a team's own testcontainers tests in the same pytest run
+keep their setting); every object carries stageproof's run labels instead, and `remove_run`/`reap`
+sweep by them.
 """
 
 from __future__ import annotations
@@ -22,12 +24,6 @@ from harness.core.wait import RETRIED, wait_until
 if TYPE_CHECKING:
     from testcontainers.core.waiting_utils import WaitStrategyTarget
 
-# Ryuk would be pulled from a registry; our label sweep reaps instead.
-testcontainers_config.ryuk_disabled = True
-
-MYSQL_READY = ["sh", "-c", 'MYSQL_PWD="$MYSQL_PASSWORD" exec mysqladmin ping --host=127.0.0.1 '
-               '--user="$MYSQL_USER" --silent']
-
 
 class LabelledNetwork(Network):
     """A testcontainers Network with our name and labels."""
@@ -42,6 +38,17 @@ class StageContainer(DockerContainer):
 
     def __init__(self, image: str, *, name: str, labels: Mapping[str, str], network: Network) -> None:
         super().__init__(image, name=name, network=network, labels=dict(labels))
+
+    def start(self) -> StageContainer:
+        """Start without Ryuk (it would be pulled from a registry): our label sweep reaps instead.
+        The switch is testcontainers' own setting, put back as it was once this container started."""
+        previous = testcontainers_config._ryuk_disabled
+        testcontainers_config.ryuk_disabled = True
+        try:
+            super().start()
+        finally:
+            testcontainers_config._ryuk_disabled = previous
+        return self
 
     def with_loopback_port(self, container_port: int, host_port: int) -> StageContainer:
         self.ports[f"{container_port}/tcp"] = (LOOPBACK, host_port)  # type: ignore[assignment]
@@ -69,9 +76,9 @@ class StageContainer(DockerContainer):
             return f"(no logs: {err})"
 
 
-def mysql_ready(timeout: float) -> WaitStrategy:
-    """The real server answers over TCP (the image's first-start init server listens on none)."""
-    return ExecWaitStrategy(MYSQL_READY).with_startup_timeout(int(timeout)).with_poll_interval(0.5)
+def command_ready(command: list[str], timeout: float) -> WaitStrategy:
+    """Ready when `command` exits 0 inside the container (the database engine's own readiness)."""
+    return ExecWaitStrategy(command).with_startup_timeout(int(timeout)).with_poll_interval(0.25)
 
 
 class ProbeWaitStrategy(WaitStrategy):

@@ -1,8 +1,10 @@
-"""The laptop stage: the app as a real gunicorn process on 127.0.0.1, on sqlite or MySQL.
+"""The laptop stage: the app as a real process on 127.0.0.1, in its own environment, on sqlite, MySQL
+or PostgreSQL.
 
-`local-sqlite` seeds a temporary sqlite file; `local-mysql` uses the MySQL server named by
-`stages.local.mysql_url` when given, else a throwaway MariaDB process. No Docker needed for either.
-The app's environment comes from `[app.env]` (harness.appenv), its seed from `[seed]`.
+`local-sqlite` seeds a temporary sqlite file. `local-mysql` and `local-postgres` start a throwaway
+server of their engine (harness/services/engine.py), or, given `stages.local.<engine>_url`, make a
+run-unique database on that existing server with its account and drop it at the end. No Docker needed.
+The app's environment comes from `[app.env]` (harness.appenv) and `[app.local]` (harness.stages.local_env).
 """
 
 from __future__ import annotations
@@ -11,109 +13,120 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings, child_env
 from harness.core.net import LOOPBACK, free_port, port_is_free
 from harness.core.process import ManagedProcess
 from harness.core.wait import app_ready, wait_until
-from harness.errors import CapabilityMissing, StageFailed
-from harness.services.mariadb import MariaDBServer, mariadb_missing
-from harness.services.seed import endpoint_from_url, local_argv, local_commands, seed_database
-from harness.stage import Deployment, Stage, register
+from harness.errors import ConfigError, StageFailed
+from harness.services.engine import DatabaseEngine, ThrowawayServer, endpoint, engine_named
+from harness.stage import Capabilities, DatabaseControl, Deployment, Stage, register
 from harness.stages import local_reap
+from harness.stages.local_env import AppEnvironment, prepare, seed_database
 
 
 class LocalStage(Stage):
-    """Seed, then serve; subclasses provide the database URL."""
+    """Prepare the app's environment, start its database, seed, serve; subclasses own the database."""
 
-    tests_folder = "local"
-    capabilities = frozenset({"restart_app", "app_identity"})
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
+        super().__init__(settings, run_id=run_id, release=release)
         self._workdir: Path | None = None
         self._server: ManagedProcess | None = None
-        self._deployment: Deployment | None = None
+        self._app: AppEnvironment | None = None
+        self._env: dict[str, str] = {}
         self._port = 0
 
-    # -- what subclasses decide ------------------------------------------------------------
-    def database(self, workdir: Path) -> DatabaseEndpoint:
+    def _database(self, workdir: Path) -> DatabaseEndpoint:
         """Start (or find) the stage's database; where the app finds it."""
-        raise NotImplementedError
+        return DatabaseEndpoint.sqlite(str(workdir / "app.db"))
 
-    def database_logs(self) -> str:
-        return ""
-
-    def database_pid(self) -> int | None:
-        """The process group of the database this stage started (None: it started none)."""
-        return None
-
-    def database_folders(self) -> list[Path]:
-        return []
-
-    def stop_database_server(self) -> None:
+    def _stop_database(self) -> None:
         """Stop whatever backing service this stage started (none by default)."""
 
-    # -- the Stage protocol ---------------------------------------------------------------
+    def _database_logs(self) -> str:
+        return ""
+
+    def _owned(self) -> tuple[list[int], list[Path]]:
+        """Process groups and folders of the database this stage started, for the owner marker."""
+        return [], []
+
+    def database_control(self) -> DatabaseControl | None:
+        return None
+
+    # -- the Stage interface ----------------------------------------------------------------
     def up(self) -> Deployment:
-        if self._deployment is not None:
-            return self._deployment
+        local = self.settings.app.local
+        if local is None:
+            raise ConfigError("app.local: missing (how the app runs as a process here: workdir, serve)")
+        timeout = self.settings.stages.local.up_timeout
         self._workdir = Path(tempfile.mkdtemp(prefix=f"stageproof-{self.name}-{self.run_id}-"))
         self._record_owner()  # from the first folder on: a killed run is reaped whenever it dies
-        database = self.database(self._workdir)
-        seed_database(self.settings, database, env=self._seed_env(database),
-                      timeout=self.settings.stages.local.up_timeout)
+        self._app = prepare(local, run_dir=self._workdir, timeout=max(timeout, 600))
+        database = self._database(self._workdir)
+        seed_database(self.settings, database, self._app, env=self._app_env(database, self.settings.app.port),
+                      timeout=timeout)
         self._port = free_port() if self.settings.app.port_from_env else self._fixed_port()
-        self._env = app_env(self.settings, stage=self.name, release=self.release, db=database,
-                            port=self._port, host=LOOPBACK)
+        self._env = self._app_env(database, self._port)
         self._start_server()
-        self._deployment = Deployment(self.name, f"http://{LOOPBACK}:{self._port}", self.release,
-                                      self.settings.app.token)
-        return self._deployment
+        return Deployment(self.name, f"http://{LOOPBACK}:{self._port}", self.release, self.settings.app.token)
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._stop_database()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def logs(self) -> str:
+        app = self._server.output() if self._server else ""
+        return f"--- app ---\n{app}\n--- database ---\n{self._database_logs()}"
+
+    @classmethod
+    def availability(cls, settings: Settings) -> str | None:
+        return None if settings.app.local else "the config has no [app.local] (how to run the app as a process)"
 
     @classmethod
     def reap(cls, settings: Settings, *, kept: bool = False) -> list[str]:
         """Processes and folders of local runs whose owner is gone (killed, or `up --detach`)."""
         return local_reap.reap(cls.name)
 
-    def _record_owner(self) -> None:
-        """What `reap` must end and remove should this process die without `down()`; rewritten
-        whenever a process or folder of the stage appears."""
-        assert self._workdir is not None
-        groups = [pid for pid in (self._server.pid if self._server else None, self.database_pid()) if pid]
-        local_reap.write_owner(self._workdir, run_id=self.run_id, stage=self.name, groups=groups,
-                               folders=self.database_folders())
+    def capabilities(self) -> Capabilities:
+        database = self.database_control()
+        withheld = {"container": f"{self.name} runs the app as a local process, not in a container",
+                    "crash": f"{self.name} has no supervisor to restart a crashed process"}
+        if database is None:
+            withheld["database"] = self._why_no_database_control()
+        return Capabilities(app=LocalApp(self), database=database, withheld=withheld)
 
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        self.stop_database_server()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-        self._deployment = None
+    def _why_no_database_control(self) -> str:
+        return f"{self.name} runs on an embedded sqlite file: there is no database server to stop"
 
-    def logs(self) -> str:
-        app = self._server.output() if self._server else ""
-        return f"--- app ---\n{app}\n--- database ---\n{self.database_logs()}"
-
-    def app_identity(self) -> str:
+    # -- the app process ----------------------------------------------------------------------
+    def identity(self) -> str:
         return f"pid {self._server.pid if self._server else None}"
 
-    def restart_app(self) -> None:
-        """Stop the gunicorn process (SIGTERM, graceful) and start a fresh one on the same port."""
+    def restart(self) -> None:
+        """Stop the app process (SIGTERM, graceful) and start a fresh one on the same port."""
         if self._server is not None:
             self._server.stop()
         self._start_server()
 
-    # -- pieces --------------------------------------------------------------------------
-    def _start_server(self) -> None:
+    def _record_owner(self) -> None:
+        """What `reap` must end and remove should this process die without `down()`; rewritten
+        whenever a process or folder of the stage appears."""
         assert self._workdir is not None
-        commands = local_commands(self.settings)
-        self._server = ManagedProcess(f"{self.name} app", local_argv(commands.serve), cwd=commands.workdir,
-                                      env=child_env(self._env),
+        groups, folders = self._owned()
+        groups = [pid for pid in (self._server.pid if self._server else None, *groups) if pid]
+        local_reap.write_owner(self._workdir, run_id=self.run_id, stage=self.name, groups=groups, folders=folders)
+
+    def _start_server(self) -> None:
+        assert self._workdir is not None and self._app is not None and self.settings.app.local is not None
+        self._server = ManagedProcess(f"{self.name} app", self._app.argv(self.settings.app.local.serve),
+                                      cwd=self._app.workdir, env=child_env({**self._app.env, **self._env}),
                                       log_path=self._workdir / "app.log").start()
         self._record_owner()
         what, probe = app_ready(self.settings, f"http://{LOOPBACK}:{self._port}")
@@ -126,81 +139,149 @@ class LocalStage(Stage):
         def ready() -> object:
             code = self._server.exit_code() if self._server else None
             if code is not None:
-                raise StageFailed(f"the app process exited with {code}:\n{self.logs()[-3000:]}")
+                app = self._server.output() if self._server else ""
+                last = app.strip().splitlines()[-1:] or ["(no output)"]
+                raise StageFailed(f"the app process exited with {code}: {last[0][:300]}\n--- app output ---\n"
+                                  f"{app[-3000:]}")
             return probe()
 
         return ready
 
-    def _seed_env(self, database: DatabaseEndpoint) -> dict[str, str]:
-        """The app's environment for the seed command (its port is irrelevant there)."""
-        return app_env(self.settings, stage=self.name, release=self.release, db=database,
-                       port=self.settings.app.port, host=LOOPBACK)
+    def _app_env(self, database: DatabaseEndpoint, port: int) -> dict[str, str]:
+        return app_env(self.settings, stage=self.name, release=self.release, db=database, port=port, host=LOOPBACK)
 
     def _fixed_port(self) -> int:
-        """An app that reads no port variable listens on `app.port`: it must be free here."""
+        """An app that reads no port variable listens on `app.port`: nothing may listen there."""
         port = self.settings.app.port
         if not port_is_free(port):
-            raise StageFailed(f"the app listens on the fixed port {port} (no [app.env] variable carries "
-                              f"${{port}}) and {LOOPBACK}:{port} is in use here")
+            raise StageFailed(f"app.port: the app listens on the fixed port {port} (no [app.env] variable carries "
+                              f"${{port}}) and something listens on {LOOPBACK}:{port} here: stop it")
         return port
 
-    @classmethod
-    def availability(cls, settings: Settings) -> str | None:
-        return None if settings.app.local else "the config has no [app.local] (how to run the app as a process)"
+
+class LocalApp:
+    """AppControl of a local stage: the app process."""
+
+    def __init__(self, stage: LocalStage) -> None:
+        self._stage = stage
+
+    def restart(self) -> None:
+        self._stage.restart()
+
+    def identity(self) -> str:
+        return self._stage.identity()
 
 
 @register("local-sqlite")
 class LocalSqlite(LocalStage):
     """The embedded default: a temporary sqlite file."""
 
-    def database(self, workdir: Path) -> DatabaseEndpoint:
-        return DatabaseEndpoint.sqlite(str(workdir / "app.db"))
 
+class LocalServerStage(LocalStage):
+    """A database server of one engine: a throwaway one, or a run-unique database on the given one."""
 
-@register("local-mysql")
-class LocalMysql(LocalStage):
-    """MySQL protocol: `stages.local.mysql_url` if given, else a throwaway MariaDB process."""
+    engine_name = "mysql"
 
-    capabilities = LocalStage.capabilities | {"stop_database"}
+    def __init__(self, settings: Settings, *, run_id: str, release: str) -> None:
+        super().__init__(settings, run_id=run_id, release=release)
+        self._throwaway: ThrowawayServer | None = None
+        self._made: tuple[str, str] | None = None  # (admin URL, database) the run made on a given server
 
-    _mariadb: MariaDBServer | None = None
+    @property
+    def engine(self) -> DatabaseEngine:
+        return engine_named(self.engine_name)
 
     @classmethod
     def availability(cls, settings: Settings) -> str | None:
-        return super().availability(settings) or (None if settings.stages.local.mysql_url else mariadb_missing())
+        given = settings.stages.local.server_url(cls.engine_name)
+        return super().availability(settings) or (None if given else engine_named(cls.engine_name).missing())
 
-    def database(self, workdir: Path) -> DatabaseEndpoint:
-        given = self.settings.stages.local.mysql_url
-        if given:
-            return endpoint_from_url(given)
+    def _database(self, workdir: Path) -> DatabaseEndpoint:
+        given = self.settings.stages.local.server_url(self.engine_name)
+        return self._on_given_server(given) if given else self._start_throwaway()
+
+    def _start_throwaway(self) -> DatabaseEndpoint:
         db = self.settings.database
-        self._mariadb = MariaDBServer(database=db.name, user=db.user, password=db.password,
-                                      start_timeout=self.settings.stages.local.up_timeout,
-                                      prefix=f"stageproof-mariadb-{self.run_id}-", on_change=self._record_owner)
-        self._mariadb.start()  # assigned first: down() cleans a half-started server too
-        return DatabaseEndpoint.mysql(db, LOOPBACK, self._mariadb.port)
+        self._throwaway = self.engine.throwaway(db, port=db.port, start_timeout=self.settings.stages.local.up_timeout,
+                                                prefix=f"stageproof-{self.engine_name}-{self.run_id}-",
+                                                on_change=self._record_owner)
+        self._throwaway.start()  # assigned first: down() cleans a half-started server too
+        return endpoint(self.engine, db, LOOPBACK, self._throwaway.port)
 
-    def database_logs(self) -> str:
-        return self._mariadb.logs() if self._mariadb else ""
+    def _on_given_server(self, url: str) -> DatabaseEndpoint:
+        """A run-unique database on the server `url` names, made with its account (dropped in down()):
+        a reused database would break a seed that is not idempotent. A permanent error (no such
+        privilege, wrong password) is said at once, never retried."""
+        parts = urlsplit(url)
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        name = f"{unquote(parts.path.lstrip('/')) or self.settings.database.name}_sp{self.run_id}"
+        key = f"stages.local.{self.engine_name}_url"
+        try:
+            self.engine.create_database(url, name)
+        except Exception as err:
+            if self.engine.is_permanent(err):
+                raise StageFailed(f"{key}: its account cannot make the run's database {name!r} ({err}): grant it "
+                                  "the privilege to create databases, or leave the key unset for a throwaway "
+                                  "server") from err
+            raise
+        self._made = (url, name)
+        self._record_owner()
+        host, port = parts.hostname or LOOPBACK, parts.port or self.engine.default_port
+        db = self.settings.database.model_copy(update={"user": user, "password": password})
+        return endpoint(self.engine, db, host, port, name=name)
 
-    def database_pid(self) -> int | None:
-        return self._mariadb.pid if self._mariadb else None
+    def _stop_database(self) -> None:
+        if self._throwaway is not None:
+            self._throwaway.stop()
+            self._throwaway = None
+        if self._made is not None:
+            url, name = self._made
+            self.engine.drop_database(url, name)
+            self._made = None
 
-    def database_folders(self) -> list[Path]:
-        return [self._mariadb.workdir] if self._mariadb and self._mariadb.workdir else []
+    def _database_logs(self) -> str:
+        return self._throwaway.logs() if self._throwaway else ""
 
-    def stop_database(self) -> None:
-        self._own_mariadb().pause()
+    def _owned(self) -> tuple[list[int], list[Path]]:
+        server = self._throwaway
+        if server is None:
+            return [], []
+        folder = server.workdir
+        return [server.pid] if server.pid else [], [Path(str(folder))] if folder else []
 
-    def start_database(self) -> None:
-        self._own_mariadb().resume()
+    def database_control(self) -> DatabaseControl | None:
+        return ServerOutage(self._throwaway) if self._throwaway is not None else None
 
-    def _own_mariadb(self) -> MariaDBServer:
-        if self._mariadb is None:
-            raise CapabilityMissing("local-mysql controls the database only when it started it (no mysql_url)")
-        return self._mariadb
+    def _why_no_database_control(self) -> str:
+        return (f"{self.name} controls the database only when it started it: stages.local.{self.engine_name}_url "
+                "names a server of yours, which stageproof never stops")
 
-    def stop_database_server(self) -> None:
-        if self._mariadb is not None:
-            self._mariadb.stop()
-            self._mariadb = None
+
+class ServerOutage:
+    """DatabaseControl of a throwaway server: stopped and started on the same data, or SIGKILLed."""
+
+    def __init__(self, server: ThrowawayServer) -> None:
+        self._server = server
+
+    def stop(self) -> None:
+        self._server.pause()
+
+    def start(self) -> None:
+        self._server.resume()
+
+    def crash(self) -> None:
+        self._server.crash()
+
+
+@register("local-mysql")
+class LocalMysql(LocalServerStage):
+    """MySQL protocol: a throwaway MariaDB, or a run's database on `stages.local.mysql_url`."""
+
+    engine_name = "mysql"
+
+
+@register("local-postgres")
+class LocalPostgres(LocalServerStage):
+    """PostgreSQL: a throwaway server (initdb), or a run's database on `stages.local.postgres_url`."""
+
+    engine_name = "postgres"

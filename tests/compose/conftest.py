@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.pytest_plugin import stage_fixture
+from harness.pytest_plugin.fixtures import stage_fixture
 
 stage = stage_fixture("compose")
 

@@ -10,7 +10,7 @@ from collections.abc import Generator
 
 import pytest
 
-from harness.pytest_plugin import stage_fixture
+from harness.pytest_plugin.fixtures import stage_fixture
 from harness.stages.k8s import KubernetesStage
 
 stage = stage_fixture("k8s")

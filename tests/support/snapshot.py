@@ -26,7 +26,6 @@ from typing import Any
 from harness.config import load_settings
 from harness.core.wait import NotYet, wait_until
 from harness.k8s.api import Api, connect
-from harness.k8s.cluster import user_context
 
 Snapshot = dict[str, dict[str, str]]
 SETTLE_INTERVAL = 3.0
@@ -131,11 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="default: $STAGEPROOF_CONFIG or ./stageproof.toml")
     args = parser.parse_args(argv)
     spec = load_settings(args.config).stages.k8s
-    theirs = user_context(spec) if spec is not None else None
-    if spec is None or theirs is None:
+    if spec is None or not spec.context:
         raise SystemExit("stages.k8s.context is not set ($STAGEPROOF_K8S_CONTEXT): which cluster to snapshot?")
-    context, kubeconfig, _ = theirs
-    api = connect(kubeconfig, context)
+    api = connect(Path(spec.kubeconfig).expanduser() if spec.kubeconfig else None, spec.context)
     if args.action == "check":
         now = settled(lambda: take(api), gone=spec.namespace, claims_left=volumes_of(api, spec.namespace))
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.appenv import DatabaseEndpoint, app_env, release_variables
+from harness.services.engine import endpoint, engine_named
 from harness.config import load_settings
 from harness.errors import ConfigError
 
@@ -16,7 +17,7 @@ REFERENCE = load_settings(ROOT / "stageproof.toml", env={})
 
 
 def test_a_team_s_own_variable_names_are_filled_in() -> None:
-    db = DatabaseEndpoint.mysql(GUESTBOOK.database, "stageproof-ab12-db")
+    db = endpoint(engine_named("mysql"), GUESTBOOK.database, "stageproof-ab12-db")
     env = app_env(GUESTBOOK, stage="docker", release="r7", db=db, port=5000, host="0.0.0.0")
     assert env == {"MYSQL_HOST": "stageproof-ab12-db", "MYSQL_PORT": "3306", "MYSQL_USER": "guestbook",
                    "MYSQL_PASSWORD": "guestbook-secret", "MYSQL_DB": "guestbook", "APP_VERSION": "r7"}
@@ -25,7 +26,7 @@ def test_a_team_s_own_variable_names_are_filled_in() -> None:
 def test_the_database_url_is_escaped() -> None:
     settings = REFERENCE.model_copy(update={"database": REFERENCE.database.model_copy(
         update={"password": "p@ss/w:rd"})})
-    env = app_env(settings, stage="docker", release="r", db=DatabaseEndpoint.mysql(settings.database, "db"),
+    env = app_env(settings, stage="docker", release="r", db=endpoint(engine_named("mysql"), settings.database, "db"),
                   port=8000, host="0.0.0.0")
     assert env["DATABASE_URL"] == "mysql://users:p%40ss%2Fw%3Ard@db:3306/users"
 

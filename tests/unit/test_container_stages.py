@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.appenv import DatabaseEndpoint
+from harness.services.engine import endpoint, engine_named
 from harness.config import DatabaseSettings, load_settings
 from harness.core.ownership import OWNER_LABEL, owner_alive
 from harness.errors import ConfigError
@@ -49,7 +49,7 @@ def test_auto_mode_uses_local_upstream_images_without_pulling(monkeypatch: pytes
 
 def test_database_url_escapes_credentials() -> None:
     db = DatabaseSettings(name="users", user="u@x", password="p/ss:w@rd#", root_password="r")
-    assert DatabaseEndpoint.mysql(db, "db").url == "mysql://u%40x:p%2Fss%3Aw%40rd%23@db:3306/users"
+    assert endpoint(engine_named("mysql"), db, "db").url == "mysql://u%40x:p%2Fss%3Aw%40rd%23@db:3306/users"
 
 
 def test_reaping_spares_objects_whose_owner_process_lives() -> None:
@@ -93,7 +93,7 @@ def test_compose_stage_runs_their_file_then_its_override_from_their_folder(
         commands.append([str(part) for part in argv])
         return CompletedProcess(argv, 0, "", "")
 
-    built = SimpleNamespace(app="stageproof/users:r1", substitutes={})
+    built = SimpleNamespace(app="stageproof/users:r1", substitutes={}, notes=lambda: ())
     monkeypatch.setattr(compose, "ensure_images", lambda settings, release: built)
     monkeypatch.setattr(compose, "run", fake_run)
     monkeypatch.setattr(compose.ComposeStage, "_wait_ready", lambda self: None)
@@ -117,8 +117,8 @@ def test_compose_stage_runs_their_file_then_its_override_from_their_folder(
     assert "DATABASE_URL" not in text  # their file wires the database
     assert f"127.0.0.1:{deployment.base_url.rsplit(':', 1)[1]}:{settings.app.port}" in text
 
-    stage.stop_database()
-    assert commands[-1][-1] == settings.stages.compose.database
+    stage.capabilities().database.stop()  # type: ignore[union-attr]
+    assert commands[-1][-4:] == ["stop", "--timeout", "10", settings.stages.compose.database]
     stage.down()
     assert commands[-1][10:13] == ["down", "--volumes", "--remove-orphans"]
     assert not override.parent.exists()

@@ -11,33 +11,42 @@ import yaml
 
 from harness.config import K8sSettings, load_settings
 from harness.errors import ConfigError
-from harness.k8s.cluster import user_context
 from harness.k8s.kind import render_config
+from harness.k8s.providers import ProviderInfo, provider_class
+from harness.k8s.providers.external import ExternalProvider
+from harness.k8s.providers.kind import KindProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind"}, context={"root": ROOT})
 
 
-def test_kind_is_the_default_target() -> None:
-    assert user_context(SPEC) is None
+def test_kind_is_the_default_provider() -> None:
+    settings = load_settings(ROOT / "stageproof.toml", {})
+    assert provider_class(settings) is KindProvider
+    assert KindProvider(settings, run_id="r").info() == ProviderInfo("stageproof", ours=True)
 
 
 def test_a_named_context_needs_to_know_where_the_app_answers() -> None:
+    settings = load_settings(ROOT / "stageproof.toml", {"STAGEPROOF_K8S_CONTEXT": "team-cluster"})
     with pytest.raises(ConfigError, match=r"needs stages\.k8s\.base_url"):
-        user_context(SPEC.model_copy(update={"context": "team-cluster"}))
+        ExternalProvider(settings, run_id="r").provision()
 
 
 def test_the_environment_points_at_a_team_cluster() -> None:
     env = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_KUBECONFIG": "/etc/team.yaml",
            "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080/", "STAGEPROOF_K8S_APP_IMAGE": "reg:5000/app:1"}
-    spec = load_settings(ROOT / "stageproof.toml", env).stages.k8s
+    settings = load_settings(ROOT / "stageproof.toml", env)
+    spec = settings.stages.k8s
     assert spec is not None and spec.app_image == "reg:5000/app:1"
-    assert user_context(spec) == ("team", Path("/etc/team.yaml"), "http://127.0.0.1:8080")
+    assert provider_class(settings) is ExternalProvider
+    assert (spec.context, spec.kubeconfig, spec.base_url) == ("team", "/etc/team.yaml", "http://127.0.0.1:8080/")
 
 
 def test_the_config_file_can_name_the_context_too() -> None:
     spec = SPEC.model_copy(update={"context": "team", "base_url": "http://127.0.0.1:9000"})
-    assert user_context(spec) == ("team", None, "http://127.0.0.1:9000")
+    settings = load_settings(ROOT / "stageproof.toml", {})
+    settings = settings.model_copy(update={"stages": settings.stages.model_copy(update={"k8s": spec})})
+    assert provider_class(settings) is ExternalProvider
 
 
 # -- the kind config -------------------------------------------------------------------------
@@ -125,23 +134,19 @@ def test_nodes_pull_from_the_endpoint_host_when_they_reach_the_registry_elsewher
     assert images.pull_prefix == "172.18.0.1:5000/team"
 
 
-def test_the_ingress_check_is_not_applicable_on_a_cluster_stageproof_did_not_create() -> None:
-    from harness.stages.k8s import KubernetesStage
+THEIRS = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"}
 
-    ours = load_settings(ROOT / "stageproof.toml", {})
-    theirs = load_settings(ROOT / "stageproof.toml", {"STAGEPROOF_K8S_CONTEXT": "team",
-                                                      "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"})
-    assert "ingress_url" not in KubernetesStage.withheld(ours)
-    assert "installs no ingress controller" in KubernetesStage.withheld(theirs)["ingress_url"]
-    assert "kill_instance" not in KubernetesStage.withheld(theirs)
+
+def test_no_add_ons_no_ingress_and_no_node_chaos_on_a_cluster_stageproof_did_not_create() -> None:
+    info = ExternalProvider(load_settings(ROOT / "stageproof.toml", THEIRS), run_id="r").info()
+    assert not info.ours
+    assert info.node_chaos_withheld is not None and "node_chaos = true" in info.node_chaos_withheld
 
 
 def test_new_builds_reach_a_cluster_stageproof_did_not_create_only_through_a_registry() -> None:
-    from harness.stages.k8s import KubernetesStage
-
-    theirs = {"STAGEPROOF_K8S_CONTEXT": "team", "STAGEPROOF_K8S_BASE_URL": "http://127.0.0.1:8080"}
-    without = load_settings(ROOT / "stageproof.toml", theirs)
-    with_registry = load_settings(ROOT / "stageproof.toml", {**theirs, "STAGEPROOF_REGISTRY": "127.0.0.1:5000"})
-    assert "set [images] registry" in KubernetesStage.withheld(without)["roll_out_image"]
-    assert "roll_out_image" not in KubernetesStage.withheld(with_registry)
-    assert "roll_out_image" not in KubernetesStage.withheld(load_settings(ROOT / "stageproof.toml", {}))
+    without = ExternalProvider(load_settings(ROOT / "stageproof.toml", THEIRS), run_id="r").info()
+    with_registry = ExternalProvider(load_settings(ROOT / "stageproof.toml", {**THEIRS,
+                                                   "STAGEPROOF_REGISTRY": "127.0.0.1:5000"}), run_id="r").info()
+    assert without.builds_withheld is not None and "set [images] registry" in without.builds_withheld
+    assert with_registry.builds_withheld is None
+    assert KindProvider(load_settings(ROOT / "stageproof.toml", {}), run_id="r").info().builds_withheld is None

@@ -12,13 +12,30 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import K8sSettings, load_settings
-from harness.core.ownership import LockTimeout, OwnerLock
-from harness.k8s import cluster, kind
+from harness.config import K8sSettings, Settings, load_settings
+from harness.core.ownership import KEPT_MARKER, OWNER_MARKER, LockTimeout, OwnerLock
+from harness.k8s import kind
+from harness.k8s.providers import kind as kind_provider
+from harness.k8s.providers.kind import KindProvider, cluster_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind", "cluster": "unit-c"},
                                   context={"root": ROOT})
+
+
+def settings_for(spec: K8sSettings) -> Settings:
+    settings = load_settings(ROOT / "stageproof.toml", {})
+    return settings.model_copy(update={"stages": settings.stages.model_copy(update={"k8s": spec})})
+
+
+def reap(*, kept: bool = False) -> str | None:
+    removed = KindProvider.reap(settings_for(SPEC), kept=kept)
+    return removed[0] if removed else None
+
+
+def provider(monkeypatch: pytest.MonkeyPatch) -> KindProvider:
+    monkeypatch.setattr(KindProvider, "_node_image", lambda self: "img")
+    return KindProvider(settings_for(SPEC), run_id="r2")
 
 
 @pytest.fixture(autouse=True)
@@ -83,40 +100,41 @@ def test_the_kernel_frees_the_lock_of_a_killed_owner(cache: Path) -> None:
 
 
 def test_a_reap_never_deletes_a_cluster_whose_owner_is_alive(deleted: list[str]) -> None:
-    _mark(kind.OWNER_MARKER, "kubeconfig")
-    owner = cluster.cluster_lock(SPEC, run_id="alive")
+    _mark(OWNER_MARKER, "kubeconfig")
+    owner = cluster_lock(SPEC, run_id="alive")
     assert owner.try_acquire()
-    assert cluster.delete_leftover(SPEC, kept=True) is None
+    assert reap(kept=True) is None
     owner.release()
     assert deleted == []
 
 
 def test_a_reap_removes_a_half_made_cluster_of_a_dead_owner(deleted: list[str]) -> None:
-    _mark(kind.OWNER_MARKER)  # marked before `kind create`, killed before the kubeconfig was written
-    assert cluster.delete_leftover(SPEC) == "kind cluster unit-c (half-made)"
+    _mark(OWNER_MARKER)  # marked before `kind create`, killed before the kubeconfig was written
+    assert reap() == "kind cluster unit-c (half-made)"
     assert deleted == ["unit-c"]
 
 
 def test_a_kept_cluster_is_reaped_only_by_down(deleted: list[str]) -> None:
-    _mark(kind.OWNER_MARKER, "kubeconfig", kind.KEPT_MARKER)
-    assert cluster.delete_leftover(SPEC) is None
-    assert cluster.delete_leftover(SPEC, kept=True) == "kind cluster unit-c (kept)"
+    _mark(OWNER_MARKER, "kubeconfig", KEPT_MARKER)
+    assert reap() is None
+    assert reap(kept=True) == "kind cluster unit-c (kept)"
     assert deleted == ["unit-c"]
 
 
 def test_a_cluster_stageproof_did_not_make_is_never_reaped(deleted: list[str]) -> None:
-    assert cluster.delete_leftover(SPEC, kept=True) is None
+    assert reap(kept=True) is None
     assert deleted == []
 
 
 def test_a_kept_cluster_is_reused_by_the_next_run(deleted: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    _mark(kind.OWNER_MARKER, "kubeconfig", kind.KEPT_MARKER)
+    _mark(OWNER_MARKER, "kubeconfig", KEPT_MARKER)
     monkeypatch.setattr(kind.KindCluster, "kubectl", lambda self: Path("/bin/true"))
-    monkeypatch.setattr(cluster, "host_port", lambda name, port: f"127.0.0.1:{port}")
-    target = cluster.kind_cluster(SPEC, node_image="img", run_id="r2")
-    assert not target.created and deleted == [] and "cluster create" not in target.timings
-    assert target.lock is not None and target.lock.held
-    target.release()
+    monkeypatch.setattr(kind_provider, "host_port", lambda name, port: f"127.0.0.1:{port}")
+    reused = provider(monkeypatch)
+    reused.provision()
+    assert deleted == [] and "cluster create" not in reused.timings
+    assert not cluster_lock(SPEC, run_id="other").try_acquire(), "the run holds the cluster"
+    reused.release(keep=True)
 
 
 def test_ctrl_c_during_kind_create_deletes_the_half_made_cluster_and_lets_go(
@@ -129,9 +147,9 @@ def test_ctrl_c_during_kind_create_deletes_the_half_made_cluster_and_lets_go(
 
     monkeypatch.setattr(kind.KindCluster, "create", interrupted_create)
     with pytest.raises(KeyboardInterrupt):
-        cluster.kind_cluster(SPEC, node_image="img", run_id="r1")
+        provider(monkeypatch).provision()
     assert deleted == ["unit-c"]
-    assert cluster.cluster_lock(SPEC, run_id="next").try_acquire(), "the interrupted run still holds the cluster"
+    assert cluster_lock(SPEC, run_id="next").try_acquire(), "the interrupted run still holds the cluster"
 
 
 def test_create_marks_the_cluster_ours_before_kind_makes_anything(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,5 +168,5 @@ def test_the_environment_names_the_cluster_and_its_nodes(monkeypatch: pytest.Mon
 
 def test_a_user_context_is_owned_by_context_and_namespace() -> None:
     spec = SPEC.model_copy(update={"context": "team", "base_url": "http://127.0.0.1:9000", "namespace": "ns1"})
-    assert cluster.cluster_lock(spec, run_id="r").path.name == "k8s-context-team-ns1.lock"
-    assert cluster.cluster_lock(SPEC, run_id="r").path.name == "kind-unit-c.lock"
+    assert cluster_lock(spec, run_id="r").path.name == "k8s-context-team-ns1.lock"
+    assert cluster_lock(SPEC, run_id="r").path.name == "kind-unit-c.lock"

@@ -134,11 +134,13 @@ def test_a_lost_nodes_pods_count_as_rescheduled_only_once_ready_elsewhere() -> N
 
 def test_the_outage_probe_sees_a_503_or_knows_the_database_came_back_first() -> None:
     from harness.checks.k8s import outage_reported
-    from harness.k8s.pods import PodAnswer
+    from harness.k8s.deployed import replica_of
+    from harness.k8s.views import Answer
 
     stage = Obj(answers=[200], db=[])
-    stage.pod_get = lambda name, path: PodAnswer(stage.answers.pop(0), "")
-    stage.db_pods = lambda ready_only: stage.db
+    stage.get = lambda name, path: Answer(stage.answers.pop(0), "")
+    stage.database_replicas = lambda ready_only: [Obj(ready=is_ready(p), uid=p.metadata.uid) for p in stage.db]
+    assert replica_of  # the workload builds its replicas from pods this way
 
     def probe_with(answer: int, db: list[Any]) -> Any:
         stage.answers, stage.db = [answer], db

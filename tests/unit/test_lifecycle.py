@@ -11,7 +11,7 @@ import pytest
 from harness.config import Settings
 from harness.errors import CommandFailed, StageFailed
 from harness.lifecycle import StageRunner, describe_failure
-from harness.stage import Deployment, Stage, register
+from harness.stage import Capabilities, Deployment, Stage, register
 
 UP_ERROR = StageFailed("the app process exited with 3:\n\nbooting\n---\nTraceback ...\nKeyError: 'DATABASE_URL'\n")
 
@@ -35,6 +35,9 @@ class FakeBrokenStage(Stage):
 
     def logs(self) -> str:
         return ""
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
 
 def _runner(tmp_path: Path) -> StageRunner:

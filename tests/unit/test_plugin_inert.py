@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from harness.pytest_plugin import _arm_for_stages, _interrupt, _refuse_parallel_stages, pytest_unconfigure
+from harness.pytest_plugin import _interrupt, _refuse_parallel_stages, arm_for_stages, pytest_unconfigure
 
 pytest_plugins = ["pytester"]
 
@@ -53,9 +53,9 @@ def test_sigterm_is_armed_when_a_stage_comes_up_and_restored_at_the_end() -> Non
     before = signal.getsignal(signal.SIGTERM)
     config = cast(pytest.Config, SimpleNamespace(stash=pytest.Stash()))
     try:
-        _arm_for_stages(config)
+        arm_for_stages(config)
         assert signal.getsignal(signal.SIGTERM) is _interrupt
-        _arm_for_stages(config)  # a second stage keeps the handler it would otherwise lose
+        arm_for_stages(config)  # a second stage keeps the handler it would otherwise lose
         pytest_unconfigure(config)
         assert signal.getsignal(signal.SIGTERM) == before
     finally:

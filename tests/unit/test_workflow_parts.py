@@ -15,8 +15,8 @@ from harness.errors import ConfigError
 from harness.images.change import changed_context
 from harness.k8s import disruption
 from harness.k8s.nodes import pick_worker
+from harness.k8s.providers import provider_class
 from harness.k8s.rollout import cpu_millis, with_more_cpu
-from harness.stages.k8s import NODE_CHAOS, KubernetesStage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,16 +111,15 @@ def settings_with(k8s_lines: str, tmp_path: Path) -> Settings:
 
 def test_node_chaos_only_on_a_cluster_stageproof_makes_unless_allowed(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STAGEPROOF_K8S_CONTEXT", raising=False)
-    assert KubernetesStage.withheld(settings_with("", tmp_path / "kind")) == {}
-    theirs = settings_with('context = "prod"\nbase_url = "http://127.0.0.1:8080"', tmp_path / "theirs")
-    withheld = KubernetesStage.withheld(theirs)
-    assert set(withheld) == {*NODE_CHAOS, "ingress_url", "roll_out_image"}
-    assert "node_chaos = true" in withheld["drain_node"] and "[images] registry" in withheld["roll_out_image"]
-    allowed = settings_with('context = "prod"\nbase_url = "http://127.0.0.1:8080"\nnode_chaos = true',
-                            tmp_path / "allowed")
-    assert set(KubernetesStage.withheld(allowed)) == {"ingress_url", "roll_out_image"}, "node chaos allowed"
-    assert set(KubernetesStage.withheld(settings_with("node_chaos = false", tmp_path / "off"))) == set(NODE_CHAOS)
+    def withheld(lines: str, where: str) -> str | None:
+        settings = settings_with(lines, tmp_path / where)
+        return provider_class(settings)(settings, run_id="r").info().node_chaos_withheld
+
+    assert withheld("", "kind") is None
+    theirs = withheld('context = "prod"\nbase_url = "http://127.0.0.1:8080"', "theirs")
+    assert theirs is not None and "node_chaos = true" in theirs
+    assert withheld('context = "prod"\nbase_url = "http://127.0.0.1:8080"\nnode_chaos = true', "allowed") is None
+    assert withheld("node_chaos = false", "off") == "[stages.k8s] node_chaos = false"
 
 
 def test_the_code_change_applies_even_when_the_copy_sits_inside_another_git_checkout(tmp_path: Path) -> None:
