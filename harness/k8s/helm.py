@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from harness.k8s import helm_chart
 
 #: seconds `run` waits beyond Helm's own --timeout before killing it
 GRACE = 60.0
+#: the phase of a test hook that `helm test` did not run this time
+NOT_RUN = "NotRun"
 
 
 class HelmFailed(StageFailed):
@@ -50,13 +53,12 @@ class HelmTestPod:
 @dataclass(frozen=True)
 class HelmTestResult:
     release: str
+    #: Helm's exit status was 0, or every test it ran succeeded (with a `hook-succeeded` delete
+    #: policy the pod is gone before `--logs` asks for it, and Helm exits non-zero for that alone)
+    passed: bool
     pods: tuple[HelmTestPod, ...]
-    #: Helm's own error when the run failed ("" when it passed)
+    #: what Helm printed on stderr when it exited non-zero
     error: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return not self.error and all(pod.phase == "Succeeded" for pod in self.pods)
 
     @property
     def failed(self) -> tuple[HelmTestPod, ...]:
@@ -67,7 +69,11 @@ class HelmTestResult:
             return f"helm test {self.release}: {len(self.pods)} test(s) passed"
         lines = [f"helm test {self.release} failed: {self.error or 'a test did not succeed'}"]
         for pod in self.failed:
-            lines += [f"--- test pod {pod.name} ({pod.phase or 'no phase'}), its logs:", pod.logs.rstrip() or "(none)"]
+            if pod.phase == NOT_RUN:
+                lines.append(f"--- test {pod.name} did not run (Helm stops at the first failing test)")
+            else:
+                lines += [f"--- test pod {pod.name} ({pod.phase or 'no phase'}), its logs:",
+                          pod.logs.rstrip() or "(none)"]
         return "\n".join(lines)
 
 
@@ -91,11 +97,18 @@ def parse_test_logs(text: str) -> dict[str, str]:
     return {name: "\n".join(lines).strip("\n") for name, lines in logs.items()}
 
 
-def hook_phases(status_json: str) -> dict[str, str]:
-    """Test hooks of `helm status -o json` -> name -> phase of their last run."""
-    hooks = json.loads(status_json).get("hooks") or []
-    return {str(hook["name"]): str((hook.get("last_run") or {}).get("phase", ""))
-            for hook in hooks if "test" in (hook.get("events") or []) or "test-success" in (hook.get("events") or [])}
+def hook_phases(status_json: str, since: datetime | None = None) -> dict[str, str]:
+    """Test hooks of `helm status -o json` -> name -> phase of their last run; `NOT_RUN` for one
+    whose last run started before `since` (Helm keeps an earlier run's phase when it skipped it)."""
+    phases = {}
+    for hook in json.loads(status_json).get("hooks") or []:
+        if not {"test", "test-success"} & set(hook.get("events") or []):
+            continue
+        last = hook.get("last_run") or {}
+        started = datetime.fromisoformat(last["started_at"]) if last.get("started_at") else None
+        ran = started is not None and (since is None or started >= since)
+        phases[str(hook["name"])] = str(last.get("phase", "")) if ran else NOT_RUN
+    return phases
 
 
 @dataclass(frozen=True)
@@ -174,16 +187,18 @@ class Helm:
                                        what=f"helm history of release {release!r}"))
 
     def test(self, release: str, *, timeout: float = 300) -> HelmTestResult:
-        """`helm test --logs`: every test hook's phase (from `helm status`) and its pod's logs.
-        A failing test is a result, not an exception: the caller reports it with the logs."""
+        """`helm test --logs`: this run's phase of every test hook (from `helm status`) and its
+        pod's logs. A failing test is a result, not an exception: the caller reports it."""
+        since = datetime.now(UTC) - timedelta(seconds=1)
         proc = run(self.argv("test", release, "--logs", f"--timeout={_seconds(timeout)}"),
                    env=self.environment(), timeout=timeout + GRACE, check=False)
         phases = hook_phases(self._run("status", release, "-o", "json", timeout=60,
-                                       what=f"helm status of release {release!r}"))
+                                       what=f"helm status of release {release!r}"), since)
         logs = parse_test_logs(proc.stdout)
         pods = tuple(HelmTestPod(name, phase, logs.get(name, "")) for name, phase in phases.items())
+        passed = proc.returncode == 0 or (bool(pods) and all(pod.phase == "Succeeded" for pod in pods))
         error = "" if proc.returncode == 0 else (proc.stderr.strip() or f"exit {proc.returncode}")
-        return HelmTestResult(release, pods, error)
+        return HelmTestResult(release, passed, pods, error)
 
     def uninstall(self, release: str, *, timeout: float = 300) -> None:
         """`helm uninstall --wait`; a release that is not there is not an error."""

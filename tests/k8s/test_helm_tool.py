@@ -91,14 +91,17 @@ def test_helm_template_post_renders_the_manifests_but_not_the_hooks(helm_binary:
     helm = Helm(helm_binary, tmp_path / "no-kubeconfig", NAMESPACE, home=tmp_path / "home")
     script = post_renderer(write_overlay(tmp_path / "overlay"), [kubectl])
     with step("helm template --post-renderer"):
-        out = by_kind(helm.template(TINY, RELEASE, post_renderer=script))
+        out_text = helm.template(TINY, RELEASE, post_renderer=script)
+    out = by_kind(out_text)
     for kind in ("Deployment", "Service", "ConfigMap"):
         assert out[kind]["metadata"]["labels"][RUN_LABEL] == "run0001", kind
     assert image_of(out["Deployment"]) == f"{APP}:2"
     # Helm 3 sends only the release's manifests through the post-renderer: hooks come out as rendered
-    for hook in ("Job", "Pod"):
-        assert RUN_LABEL not in (out[hook]["metadata"].get("labels") or {}), hook
-        assert image_of(out[hook]) == f"{APP}:1", hook
+    hooks = [doc for doc in yaml.safe_load_all(out_text) if doc["kind"] in ("Job", "Pod")]
+    assert len(hooks) == 3
+    for hook in hooks:
+        assert RUN_LABEL not in (hook["metadata"].get("labels") or {}), hook["metadata"]["name"]
+        assert image_of(hook) == f"{APP}:1", hook["metadata"]["name"]
     print(f"[helm] version: {run([helm_binary, 'version', '--short']).stdout.strip()}")
 
 
@@ -207,14 +210,20 @@ def test_install_upgrade_rollback_test_and_uninstall_on_a_real_cluster(live: Liv
     with step("helm test (passing)"):
         passed = helm.test(RELEASE, timeout=120)
     assert passed.passed, passed.describe()
-    assert [(pod.name, pod.phase) for pod in passed.pods] == [(f"{RELEASE}-test-web", "Succeeded")]
-    assert "page says 'one'" in passed.pods[0].logs
+    tests = {pod.name: pod for pod in passed.pods}
+    assert {name: pod.phase for name, pod in tests.items()} == {f"{RELEASE}-test-web": "Succeeded",
+                                                                f"{RELEASE}-test-config": "Succeeded"}
+    assert "page says 'one'" in tests[f"{RELEASE}-test-web"].logs
+    # test-config is deleted on success (hook-succeeded) before `--logs` asks for its logs
+    assert "unable to get pod logs" in passed.error, passed.error
 
     with step("helm upgrade (revision 4, a test that fails)"):
         helm.upgrade_install(TINY, RELEASE, set_values={"failTest": "true"}, post_renderer=live.script, timeout=240)
     with step("helm test (failing)"):
         failed = helm.test(RELEASE, timeout=120)
-    assert not failed.passed and [pod.phase for pod in failed.failed] == ["Failed"]
+    assert not failed.passed
+    assert {pod.name: pod.phase for pod in failed.failed} == {f"{RELEASE}-test-web": "Failed",
+                                                              f"{RELEASE}-test-config": "NotRun"}
     assert "expected 'not-one'" in failed.describe(), failed.describe()
     print(f"[helm] a failing test is reported as:\n{failed.describe()}")
 

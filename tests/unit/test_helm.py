@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 from harness.core.cache import cache_dir
 from harness.core.run import run
 from harness.errors import ConfigError
-from harness.k8s.helm import Helm, HelmTestPod, HelmTestResult, hook_phases, parse_history, parse_test_logs
+from harness.k8s.helm import NOT_RUN, Helm, HelmTestPod, HelmTestResult, hook_phases, parse_history, parse_test_logs
 from harness.k8s.helm_chart import MissingKind, documents, missing_dependencies, missing_kinds
 from harness.k8s.postrender import post_renderer
 from harness.lifecycle import in_ci
@@ -107,23 +108,30 @@ def test_history_is_parsed_oldest_first() -> None:
     assert parse_history("") == []
 
 
-def test_test_logs_and_phases_are_matched_by_pod_name() -> None:
+def test_test_logs_and_phases_are_matched_by_pod_name_and_a_skipped_test_did_not_run() -> None:
     out = ("NAME: rel\nSTATUS: deployed\nTEST SUITE:     rel-a\nPhase:          Failed\n\n"
            "POD LOGS: rel-a\npage says 'one', expected 'two'\n\nPOD LOGS: rel-b\nok\n\n")
     assert parse_test_logs(out) == {"rel-a": "page says 'one', expected 'two'", "rel-b": "ok"}
-    status = {"hooks": [{"name": "rel-a", "events": ["test"], "last_run": {"phase": "Failed"}},
-                        {"name": "rel-setup", "events": ["pre-install"], "last_run": {"phase": "Succeeded"}},
-                        {"name": "rel-b", "events": ["test-success"], "last_run": {"phase": "Succeeded"}}]}
-    assert hook_phases(json.dumps(status)) == {"rel-a": "Failed", "rel-b": "Succeeded"}
+    now, earlier = "2026-01-01T10:05:00.123456789Z", "2026-01-01T09:00:00.5+01:00"
+    status = {"hooks": [
+        {"name": "rel-a", "events": ["test"], "last_run": {"started_at": now, "phase": "Failed"}},
+        {"name": "rel-setup", "events": ["pre-install"], "last_run": {"started_at": now, "phase": "Succeeded"}},
+        {"name": "rel-b", "events": ["test-success"], "last_run": {"started_at": earlier, "phase": "Succeeded"}},
+        {"name": "rel-c", "events": ["test"], "last_run": {"started_at": "", "phase": ""}}]}
+    assert hook_phases(json.dumps(status)) == {"rel-a": "Failed", "rel-b": "Succeeded", "rel-c": NOT_RUN}
+    since = datetime(2026, 1, 1, 10, 4, tzinfo=UTC)
+    assert hook_phases(json.dumps(status), since) == {"rel-a": "Failed", "rel-b": NOT_RUN, "rel-c": NOT_RUN}
 
 
 def test_a_failed_test_is_described_with_its_pods_logs() -> None:
-    result = HelmTestResult("rel", (HelmTestPod("rel-a", "Failed", "expected 'two'"),
-                                    HelmTestPod("rel-b", "Succeeded", "ok")), error="Error: pod rel-a failed")
-    assert not result.passed and [pod.name for pod in result.failed] == ["rel-a"]
+    result = HelmTestResult("rel", False, (HelmTestPod("rel-a", "Failed", "expected 'two'"),
+                                           HelmTestPod("rel-b", "Succeeded", "ok"), HelmTestPod("rel-c", NOT_RUN, "")),
+                            error="Error: pod rel-a failed")
+    assert [pod.name for pod in result.failed] == ["rel-a", "rel-c"]
     text = result.describe()
     assert "pod rel-a failed" in text and "expected 'two'" in text and "rel-b" not in text
-    assert HelmTestResult("rel", (HelmTestPod("rel-b", "Succeeded", ""),)).passed
+    assert "rel-c did not run" in text
+    assert "1 test(s) passed" in HelmTestResult("rel", True, (HelmTestPod("rel-b", "Succeeded", ""),)).describe()
 
 
 def test_each_document_is_attributed_to_its_template() -> None:
