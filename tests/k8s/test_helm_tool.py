@@ -109,8 +109,10 @@ def test_a_failing_post_renderer_fails_helm_with_its_reason(helm_binary: Path, k
     folder = write_overlay(tmp_path / "overlay")
     (folder / "kustomization.yaml").write_text("resources: [theirs.yaml]\npatches: [{path: absent-patch.yaml}]\n")
     helm = Helm(helm_binary, tmp_path / "no-kubeconfig", NAMESPACE, home=tmp_path / "home")
-    with pytest.raises(HelmFailed, match=r"(?s)stageproof post-renderer.*absent-patch\.yaml"):
+    with pytest.raises(HelmFailed, match=r"error while running post render") as failed:
         helm.template(TINY, RELEASE, post_renderer=post_renderer(folder, [kubectl]))
+    assert "absent-patch.yaml: no such file" in str(failed.value)  # kustomize's reason
+    assert "stageproof post-renderer: " in str(failed.value)  # and which overlay
 
 
 def test_a_file_subchart_is_packaged_offline_and_its_templates_are_attributed(helm_binary: Path,
