@@ -67,14 +67,14 @@ class HelmTestResult:
     def describe(self) -> str:
         if self.passed:
             return f"helm test {self.release}: {len(self.pods)} test(s) passed"
-        lines = [f"helm test {self.release} failed: {self.error or 'a test did not succeed'}"]
-        for pod in self.failed:
-            if pod.phase == NOT_RUN:
-                lines.append(f"--- test {pod.name} did not run (Helm stops at the first failing test)")
-            else:
-                lines += [f"--- test pod {pod.name} ({pod.phase or 'no phase'}), its logs:",
-                          pod.logs.rstrip() or "(none)"]
-        return "\n".join(lines)
+        ran = [pod for pod in self.failed if pod.phase != NOT_RUN]
+        headline = f"test pod(s) {', '.join(pod.name for pod in ran)} failed" if ran else "a test did not succeed"
+        lines = [f"helm test {self.release} failed: {headline}"]
+        for pod in ran:
+            lines += [f"--- test pod {pod.name} ({pod.phase or 'no phase'}), its logs:", pod.logs.rstrip() or "(none)"]
+        lines += [f"--- test {pod.name} did not run (Helm stops at the first failing test)"
+                  for pod in self.failed if pod.phase == NOT_RUN]
+        return "\n".join([*lines, *([f"(helm said: {self.error})"] if self.error else [])])
 
 
 def parse_history(text: str) -> list[Revision]:

@@ -7,6 +7,7 @@ template, before anything reaches the cluster. Nothing here runs Helm or needs a
 
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -158,10 +159,24 @@ def served_kinds(api_client: Any) -> set[tuple[str, str]]:
     for group_version in group_versions:
         path = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
         try:
-            listing = api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
-                                          _return_http_data_only=True)
+            listing = _get_json(api_client, path)
         except ApiException:
             continue
         served |= {(group_version, str(res["kind"])) for res in listing.get("resources") or []
                    if "/" not in str(res.get("name", ""))}
     return served
+
+
+def _get_json(api_client: Any, path: str) -> Any:
+    """GET `path` with the client's auth. kubernetes >= 31's generator serializes the request
+    first; older clients take a resource path and a response type."""
+    if hasattr(api_client, "param_serialize"):
+        request = api_client.param_serialize("GET", path, header_params={"Accept": "application/json"},
+                                             auth_settings=["BearerToken"])
+        response = api_client.call_api(*request)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
+        return json.loads(response.data)
+    return api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
+                               _return_http_data_only=True)

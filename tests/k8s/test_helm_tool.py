@@ -227,6 +227,7 @@ def test_install_upgrade_rollback_test_and_uninstall_on_a_real_cluster(live: Liv
     assert {pod.name: pod.phase for pod in failed.failed} == {f"{RELEASE}-test-web": "Failed",
                                                               f"{RELEASE}-test-config": "NotRun"}
     assert "expected 'not-one'" in failed.describe(), failed.describe()
+    assert f"failed: test pod(s) {RELEASE}-test-web failed" in failed.describe()
     print(f"[helm] a failing test is reported as:\n{failed.describe()}")
 
     with step("helm uninstall --wait"):
