@@ -102,7 +102,8 @@ class MissingKind:
         return self.source.partition("/")[2] or self.source or "(no # Source: comment)"
 
     def describe(self, key: str = "stages.k8s.chart", values_key: str = "stages.k8s.values") -> str:
-        what = f"{self.template} renders a {self.kind} ({self.api_version})"
+        article = "an" if self.kind[:1].lower() in "aeiou" else "a"
+        what = f"{self.template} renders {article} {self.kind} ({self.api_version})"
         if self.served_as:
             return (f"{key}: {what}, a version this cluster no longer serves (it serves {self.kind} as "
                     f"{', '.join(self.served_as)}): upgrade the chart, or disable it with a values file ({values_key})")
