@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.appenv import DatabaseEndpoint, app_env, release_variables
-from harness.services.engine import endpoint, engine_named
 from harness.config import load_settings
 from harness.errors import ConfigError
+from harness.services.engine import endpoint, engine_named
 
 ROOT = Path(__file__).resolve().parents[2]
 GUESTBOOK = load_settings(ROOT / "examples" / "guestbook" / "stageproof.toml", env={})

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.services.engine import endpoint, engine_named
 from harness.config import DatabaseSettings, load_settings
 from harness.core.ownership import OWNER_LABEL, owner_alive
 from harness.errors import ConfigError
 from harness.images import build
+from harness.services.engine import endpoint, engine_named
 
 ROOT = Path(__file__).resolve().parents[2]
 

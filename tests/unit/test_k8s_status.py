@@ -10,6 +10,7 @@ import pytest
 from harness.core.wait import NotYet
 from harness.k8s.status import (
     ResourceFailed,
+    is_ready,
     job_complete,
     label_selector,
     pods_replaced,

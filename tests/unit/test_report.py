@@ -46,11 +46,14 @@ def test_each_test_keeps_its_worst_outcome_per_stage_in_the_json(tmp_path: Path)
     assert Ledger.from_payload(data).stages["k8s"].outcomes == ledger.stages["k8s"].outcomes
 
 
-def test_not_applicable_comes_from_the_plugins_notes() -> None:
+def test_not_applicable_is_data_in_the_ledger_and_survives_its_json(tmp_path: Path) -> None:
     ledger = Ledger()
     ledger.outcome("k8s", "passed", contract=False, seconds=1.0, test="test_pod_kill")
-    ledger.record("local").notes += ["not applicable: test_pod_kill (the stage cannot kill_instance)", "kept up"]
-    ledger.record("docs-only").notes.append("not applicable: the stage: the app ships no image")
+    ledger.record("local").not_applicable["test_pod_kill"] = "the stage cannot kill_instance"
+    ledger.record("local").notes.append("kept up")
+    ledger.record("docs-only").stage_not_applicable = "the app ships no image"
+    ledger.write_json(tmp_path / "summary.json")
+    ledger = Ledger.from_payload(json.loads((tmp_path / "summary.json").read_text()))
     assert ledger.checks() == ["test_pod_kill"]
     assert ledger.stages["k8s"].cell("test_pod_kill") == ("passed", "")
     assert ledger.stages["local"].cell("test_pod_kill") == ("not applicable", "the stage cannot kill_instance")
@@ -107,7 +110,7 @@ def chaos_ledger() -> Ledger:
     for stage in ("local-sqlite", "k8s"):
         ledger.record(stage).base_url = "http://127.0.0.1:8080"
         ledger.outcome(stage, "passed", contract=True, seconds=0.1, test="test_contract_case")
-    ledger.record("local-sqlite").notes.append("not applicable: test_pod_kill (the stage cannot kill_instance)")
+    ledger.record("local-sqlite").not_applicable["test_pod_kill"] = "the stage cannot kill_instance"
     ledger.outcome("k8s", "failed", contract=False, seconds=12.0, test="test_pod_kill")
     ledger.outcome("k8s", "skipped", contract=False, seconds=0.0, test="test_network_policy")
     ledger.record("k8s").notes.append("see https://example.invalid/runbook when this fails")

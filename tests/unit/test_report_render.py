@@ -8,7 +8,6 @@ Without Chromium the test is skipped locally and fails in CI (`CI=true`): there 
 from __future__ import annotations
 
 import json
-import re
 import struct
 import zlib
 from collections import Counter
@@ -103,17 +102,14 @@ class Cells(HTMLParser):
 
 def matrix_from_json(payload: dict[str, object]) -> dict[tuple[str, str], str]:
     """The matrix the JSON implies, derived here from its fields (not by the report's code): a
-    recorded outcome, else "not applicable" when the plugin's notes say so, else "not run"."""
+    recorded outcome, else "not applicable" when the ledger says so, else "not run"."""
     stages = payload["stages"]
     assert isinstance(stages, list)
-    checks = {check for stage in stages for check in stage["outcomes"]}
-    checks |= {match[1] for stage in stages for note in stage["notes"]
-               if (match := re.match(r"not applicable: (\S+) \(", note)) and match[1] != "the"}
+    checks = {check for stage in stages for check in [*stage["outcomes"], *stage["not_applicable"]]}
     expected = {}
     for stage in stages:
-        whole = any(note.startswith("not applicable: the stage: ") for note in stage["notes"])
         for check in checks:
-            deselected = whole or any(note.startswith(f"not applicable: {check} (") for note in stage["notes"])
+            deselected = stage["stage_not_applicable"] is not None or check in stage["not_applicable"]
             outcome = stage["outcomes"].get(check, "not applicable" if deselected else "not run")
             expected[(stage["stage"], check)] = outcome
     return expected
@@ -129,10 +125,10 @@ def run_with_chaos() -> Ledger:
         for _ in range(4):
             ledger.outcome(stage, "passed", contract=True, seconds=0.05, test="test_contract_case")
         ledger.outcome(stage, "passed", contract=False, seconds=3.0, test="test_contract_holds_after_app_restart")
-    ledger.record("local-sqlite").notes.append("not applicable: test_pod_kill (the stage cannot kill_instance)")
+    ledger.record("local-sqlite").not_applicable["test_pod_kill"] = "the stage cannot kill_instance"
     ledger.outcome("k8s", "failed", contract=False, seconds=15.0, test="test_pod_kill")
     ledger.outcome("k8s", "skipped", contract=False, seconds=0.0, test="test_network_policy_is_enforced")
-    ledger.record("compose").notes.append("not applicable: the stage: the app ships no compose file")
+    ledger.record("compose").stage_not_applicable = "the app ships no compose file"
     load = summarize("http://127.0.0.1:8080/users", 20.0, 15.0, samples)
     ledger.record("k8s").figures.append({"check": "test_pod_kill", "what": "kill one web pod", "disrupted_at": 4.0,
                                          "action_seconds": 0.3, "recovered_seconds": 3.5, "covered": True,
