@@ -11,7 +11,7 @@ DOCKERD_TIMEOUT="${DOCKERD_TIMEOUT:-60}"
 TRIXIE_DIR="${TRIXIE_DIR:-/var/cache/stageproof/apt-trixie}"
 # debootstrap builds base images with no registry; mariadb-server serves the local-mysql stage;
 # docker-registry (CNCF distribution 2.8) is the local registry of `nox -s external` (never started as a service).
-HOST_PACKAGES=(debootstrap mariadb-server ca-certificates chromium docker-registry curl)
+HOST_PACKAGES=(debootstrap mariadb-server postgresql ca-certificates chromium docker-registry curl)
 # What trixie's docker.io needs from bookworm (dpkg -i resolves nothing itself).
 ENGINE_DEPENDENCIES=(tini containerd runc iptables)
 
