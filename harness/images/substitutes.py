@@ -62,9 +62,6 @@ def ensure_substitutes(wanted: Mapping[str, str], *, requirements: Path | None,
                           "installs the app's requirements from a wheelhouse built on this machine "
                           "(name the requirements file the Dockerfile's `pip install -r` reads)")
     built: dict[str, Substitute] = {}
-    if missing:
-        with step(f"base image {BASE} (debootstrap {BASE_SUITE})"):
-            base = ensure_rootfs_image(BASE, suite=BASE_SUITE, include=BASE_PACKAGES, changes=BASE_CHANGES)
     result: dict[str, str] = {}
     for ref, kind in wanted.items():
         if ref not in missing:
@@ -73,13 +70,31 @@ def ensure_substitutes(wanted: Mapping[str, str], *, requirements: Path | None,
             continue
         if kind not in built:
             with step(f"{kind} substitute"):
-                if kind == "python" and requirements is not None:
-                    built[kind] = _python(base, requirements, force=force)
-                else:
-                    built[kind] = _mysql(base, force=force)
+                built[kind] = build_substitute(kind, requirements=requirements, force=force)
         _stand_in(ref, built[kind].image)
         result[ref] = built[kind].description
     return result
+
+
+def build_substitute(kind: str, *, requirements: Path | None, force: bool) -> Substitute:
+    """The stand-in image of one kind (config.SUBSTITUTE_KINDS), built from its recipe or found."""
+    if kind == "python" and requirements is not None:
+        return _python(_base(), requirements, force=force)
+    if kind == "mysql":
+        return _mysql(_base(), force=force)
+    if kind == "postgres":
+        from harness.images.stand_in_postgres import build_postgres_substitute
+
+        return build_postgres_substitute(force=force)
+    from harness.images import stand_ins
+
+    return stand_ins.build(kind, force=force)
+
+
+def _base() -> str:
+    """Debian bookworm with python3 (the python and mysql stand-ins start from it)."""
+    with step(f"base image {BASE} (debootstrap {BASE_SUITE})"):
+        return ensure_rootfs_image(BASE, suite=BASE_SUITE, include=BASE_PACKAGES, changes=BASE_CHANGES)
 
 
 def _mysql(base: str, *, force: bool) -> Substitute:

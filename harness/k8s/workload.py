@@ -147,6 +147,17 @@ class K8sWorkload:
     def delete_job(self, name: str) -> None:
         pods.delete_job(self._d.api, self._d.namespace, name)
 
+    # -- for checks of a team's own manifests (not part of the Workload protocol) -------------------
+    def probe_pod(self, labels: dict[str, str], script: str) -> tuple[bool, str]:
+        """Run `script` (python) once in a pod of the app image labelled `labels`: (succeeded, its log)."""
+        assert self._d.image is not None, "no app image deployed"
+        return pods.run_probe_pod(self._d.api, self._d.namespace, image=self._d.image, labels=labels, script=script,
+                                  timeout=self._d.spec.check_timeout)
+
+    def network_policy_types(self, name: str) -> list[str]:
+        policy = self._d.api.networking.read_namespaced_network_policy(name, self._d.namespace)
+        return list(policy.spec.policy_types or [])
+
 
 class K8sApp:
     """AppControl of the k8s stage: a rollout restart; identity = every pod's uid and restarts."""

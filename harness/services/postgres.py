@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from harness.config import DatabaseSettings
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageFailed
 from harness.services.postgres_server import (
@@ -33,11 +34,16 @@ PERMANENT_MESSAGES = ("password authentication failed", "does not exist", "no pg
                       "authentication failed", "permission denied")
 
 
+READY = ["sh", "-c", 'exec pg_isready --quiet --host=127.0.0.1 --username="${POSTGRES_USER:-postgres}"']
+
+
 class PostgresEngine:
     """The engine operations; `connect_timeout` bounds the wait for a server that is not up yet."""
 
     name = "postgres"
     default_port = 5432
+    data_dir = "/var/lib/postgresql/data"
+    init_dir = "/docker-entrypoint-initdb.d"
 
     def __init__(self, *, connect_timeout: float = 60.0) -> None:
         self.connect_timeout = connect_timeout
@@ -62,21 +68,37 @@ class PostgresEngine:
         return wait_until(attempt, what=f"PostgreSQL at {redact(url)} to accept connections",
                           timeout=timeout or self.connect_timeout, retry_on=(NotYet,))
 
-    def create_database(self, admin_url: str, database: str, user: str, password: str) -> None:
-        """Create (or update) login role `user` with `password`, and database `database` it owns."""
+    def create_database(self, admin_url: str, database: str, user: str | None = None,
+                        password: str | None = None) -> None:
+        """Database `database`, owned by login role `user` (created or updated with `password`), or,
+        without `user`, by the admin URL's own account."""
         with self.connect(admin_url) as conn:
-            ensure_database(conn, database, user, password)
+            if user is not None:
+                ensure_database(conn, database, user, password or "")
+            elif conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
-    def drop_database(self, admin_url: str, database: str, user: str) -> None:
+    def drop_database(self, admin_url: str, database: str, user: str | None = None) -> None:
         """Drop `database` (ending its sessions) and role `user`; absent ones are fine."""
         with self.connect(admin_url) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
+            if user is not None:
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(user)))
 
-    def run_sql(self, url: str, sql_text: str) -> None:
+    def container_env(self, db: DatabaseSettings) -> dict[str, str]:
+        return {"POSTGRES_USER": db.user, "POSTGRES_PASSWORD": db.password, "POSTGRES_DB": db.name}
+
+    def ready_command(self) -> list[str]:
+        """The real server answers over TCP (the image's first-start init server listens on a socket only)."""
+        return list(READY)
+
+    def missing(self) -> str | None:
+        return postgres_missing()
+
+    def run_sql(self, url: str, sql_text: str, *, timeout: float | None = None) -> None:
         """Run a file of SQL statements as one simple query: one implicit transaction, all or nothing.
         Plain SQL only: psql's meta-commands (\\connect, COPY ... FROM stdin) are not SQL."""
-        with self.connect(url) as conn:
+        with self.connect(url, timeout=timeout) as conn:
             try:
                 conn.execute(sql_text.encode())  # no parameters: several statements are allowed
             except psycopg.Error as err:
@@ -90,11 +112,10 @@ class PostgresEngine:
         state = error.sqlstate or ""
         return state.startswith(PERMANENT_STATES) or any(text in str(error) for text in PERMANENT_MESSAGES)
 
-    def throwaway(self, *, database: str, user: str, password: str, port: int | None = None,
-                  start_timeout: float = 60.0, prefix: str = "stageproof-postgres-",
-                  on_change: Callable[[], None] | None = None) -> PostgresServer:
+    def throwaway(self, db: DatabaseSettings, *, port: int | None = None, start_timeout: float = 60.0,
+                  prefix: str = "stageproof-postgres-", on_change: Callable[[], None] | None = None) -> PostgresServer:
         """A server of our own for one run, not started yet: `start()` it, always `stop()` it."""
-        return PostgresServer(database=database, user=user, password=password, port=port,
+        return PostgresServer(database=db.name, user=db.user, password=db.password, port=port,
                               start_timeout=start_timeout, prefix=prefix, on_change=on_change)
 
 

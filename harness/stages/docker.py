@@ -84,10 +84,13 @@ class DockerStage(Stage):
         return remove_labelled(docker_client(), cls.name)
 
     def capabilities(self) -> Capabilities:
-        app = AppInContainer(lambda: self._running(self._app, "app").get_container_id(), restart=self._restart,
-                             wait_ready=self._wait_ready)
+        app = AppInContainer(self.app_container_id, restart=self._restart, wait_ready=self._wait_ready)
         database = DatabaseInContainer(lambda: self._running(self._db, "database").get_container_id())
         return Capabilities(app=app, container=app, crash=app, database=database)
+
+    def app_container_id(self) -> str:
+        """The app container's id (for stageproof's own checks of the image it runs)."""
+        return self._running(self._app, "app").get_container_id()
 
     # -- pieces --------------------------------------------------------------------------
     def _restart(self) -> None:

@@ -79,6 +79,12 @@ class KubernetesStage(Stage):
             return []
         return provider_class(settings).reap(settings, kept=kept)
 
+    @property
+    def result(self) -> BringupResult:
+        """What the bring-up made (for stageproof's own tests of its k8s machinery)."""
+        assert self._result is not None, "the k8s stage is not up"
+        return self._result
+
     def capabilities(self) -> Capabilities:
         assert self._result is not None, "capabilities() before up()"
         info, deployed, access = self._provider.info(), self._result.deployed, self._result.access

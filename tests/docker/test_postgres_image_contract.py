@@ -22,9 +22,10 @@ import psycopg
 import pytest
 
 from harness.core.net import LOOPBACK, free_port
+from harness.core.ownership import run_labels
 from harness.core.wait import NotYet, wait_until
 from harness.images.stand_in_postgres import build_postgres_substitute
-from harness.stages.containers import docker_client, docker_missing, run_labels
+from harness.stages.containers import docker_client, docker_missing
 
 PREFIX = "postgres-helper"
 START_TIMEOUT = 120.0

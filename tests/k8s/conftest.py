@@ -1,6 +1,6 @@
 """The Kubernetes stage (kind, or the cluster stageproof.toml names): contract, then chaos checks.
 
-The checks and their `k8s`/`report` fixtures live in harness/checks/k8s.py (any team runs them);
+The checks live in harness/checks/ (any team runs them; the plugin gives them the workload view);
 this folder adds the reference app's own checks and the cluster's side of every failure.
 """
 
@@ -11,7 +11,6 @@ from collections.abc import Generator
 import pytest
 
 from harness.pytest_plugin.fixtures import stage_fixture
-from harness.stages.k8s import KubernetesStage
 
 stage = stage_fixture("k8s")
 
@@ -21,7 +20,7 @@ def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed check shows the cluster's side too: pods, events, logs, `kubectl describe`."""
     report: pytest.TestReport = yield
-    live = getattr(item, "funcargs", {}).get("k8s")
-    if report.failed and report.when == "call" and isinstance(live, KubernetesStage):
-        report.sections.append(("k8s diagnostics", live.logs()))
+    workload = getattr(item, "funcargs", {}).get("workload")
+    if report.failed and report.when == "call" and workload is not None:
+        report.sections.append(("k8s diagnostics", workload.diagnostics()))
     return report

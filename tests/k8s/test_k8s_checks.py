@@ -7,30 +7,28 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks.k8s import *  # noqa: F403  (the generic checks and their fixtures, collected here)
-from harness.k8s import pods
-from harness.pytest_plugin import Reporter
-from harness.stages.k8s import KubernetesStage
+from harness.checks.common import Reporter, requires
+from harness.checks.k8s import *  # noqa: F403  (the generic checks, collected here)
+from harness.k8s.workload import K8sWorkload
+from harness.stage import Workload
 
 pytestmark = pytest.mark.slow
 POLICY = "db-only-from-app"
 DB_SERVICE, DB_PORT = "db", 3306  # stages/k8s/base/db.yaml
 
 
-def db_reachable_from(k8s: KubernetesStage, labels: dict[str, str]) -> tuple[bool, str]:
+def db_reachable_from(workload: K8sWorkload, labels: dict[str, str]) -> tuple[bool, str]:
     """Can a pod labelled `labels` (running the app image, which has python) open the database port?"""
-    assert k8s.app_image is not None
     script = f"import socket; socket.create_connection(('{DB_SERVICE}', {DB_PORT}), 5); print('connected')"
-    return pods.run_probe_pod(k8s.api, k8s.namespace, image=k8s.app_image, labels=labels, script=script,
-                              timeout=k8s.spec.check_timeout)
+    return workload.probe_pod(labels, script)
 
 
-def test_only_app_pods_reach_the_database(k8s: KubernetesStage, report: Reporter) -> None:
-    policy = k8s.api.networking.read_namespaced_network_policy(POLICY, k8s.namespace)
-    assert policy.spec.policy_types == ["Ingress"]
-    web = k8s.api.apps.read_namespaced_deployment(k8s.spec.deployment, k8s.namespace)
-    allowed, log = db_reachable_from(k8s, dict(web.spec.template.metadata.labels))
+@requires(Workload)
+def test_only_app_pods_reach_the_database(workload: Workload, report: Reporter) -> None:
+    assert isinstance(workload, K8sWorkload)
+    assert workload.network_policy_types(POLICY) == ["Ingress"]
+    allowed, log = db_reachable_from(workload, workload.template()["spec"]["template"]["metadata"]["labels"])
     assert allowed, f"a pod with the app's labels cannot reach the database: {log}"
-    stranger, log = db_reachable_from(k8s, {"app.kubernetes.io/name": "stranger"})
+    stranger, log = db_reachable_from(workload, {"app.kubernetes.io/name": "stranger"})
     assert not stranger, f"NetworkPolicy {POLICY} is NOT enforced: an unlabelled pod reached the database: {log}"
     report(f"NetworkPolicy {POLICY} is enforced: an unlabelled pod could not reach the database")

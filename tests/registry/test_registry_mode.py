@@ -25,9 +25,11 @@ from harness.contract.runner import ContractClient
 from harness.core.release import current_release
 from harness.core.run import run
 from harness.images.push import Pushed, docker_login, push_built, upstream_path
-from harness.k8s import cluster, kind, pods
+from harness.k8s import kind, pods
+from harness.k8s.providers.kind import KindProvider
 from harness.services.registry import NETWORK_LABEL, LocalRegistry
-from harness.stages.k8s import KubernetesStage, registry_mirror
+from harness.stage import Deployment
+from harness.stages.k8s import KubernetesStage
 
 pytestmark = pytest.mark.slow
 USER_ENV, PASSWORD_ENV = "STAGEPROOF_TEST_REGISTRY_USER", "STAGEPROOF_TEST_REGISTRY_PASSWORD"
@@ -42,7 +44,7 @@ class RegistryRun:
     registry: LocalRegistry
     release: str
     pushed: list[Pushed]
-    target: cluster.Target
+    cluster: kind.KindCluster
     figures: dict[str, float]
 
     def remote(self, local: str) -> Pushed:
@@ -70,10 +72,9 @@ def registry_settings(registry: LocalRegistry, password: str) -> Settings:
     return with_credentials(settings, {USER_ENV: "stageproof", PASSWORD_ENV: password})
 
 
-def on_every_node(target: cluster.Target, *cmd: str) -> float:
+def on_every_node(cluster: kind.KindCluster, *cmd: str) -> float:
     """Run `cmd` in every node at once; the seconds until the last one finished."""
-    assert target.kind_cluster is not None
-    nodes = target.kind_cluster.node_containers()
+    nodes = cluster.node_containers()
     started = time.monotonic()
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(lambda node: run(["docker", "exec", node, *cmd], timeout=600), nodes))
@@ -83,23 +84,21 @@ def on_every_node(target: cluster.Target, *cmd: str) -> float:
 def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
     """Each way on nodes that hold none of the images: `crictl pull` (every node at once) from the
     registry, then `kind load docker-image`; the images are removed after each."""
-    assert run_.target.kind_cluster is not None
     user, password = run_.settings.registry_credentials or ("", "")
     remotes = [run_.on_nodes(run_.remote(local)) for local in locals_]
-    pulled = sum(on_every_node(run_.target, *CRICTL, "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
-    remove_everywhere(run_.target, remotes)
+    pulled = sum(on_every_node(run_.cluster, *CRICTL, "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
+    remove_everywhere(run_.cluster, remotes)
     started = time.monotonic()
-    run_.target.kind_cluster.load_images(locals_)
+    run_.cluster.load_images(locals_)
     loaded = time.monotonic() - started
-    remove_everywhere(run_.target, [f"docker.io/{upstream_path(ref)}" for ref in locals_])
+    remove_everywhere(run_.cluster, [f"docker.io/{upstream_path(ref)}" for ref in locals_])
     return {"pull seconds": round(pulled, 1), "kind load seconds": round(loaded, 1)}
 
 
-def remove_everywhere(target: cluster.Target, refs: list[str]) -> None:
+def remove_everywhere(cluster: kind.KindCluster, refs: list[str]) -> None:
     """Remove the images `refs` name from every node, by image id: every name of them goes
     (`kind load` also records an `import-<date>@sha256:...` name for each)."""
-    assert target.kind_cluster is not None
-    for node in target.kind_cluster.node_containers():
+    for node in cluster.node_containers():
         ids = {run(["docker", "exec", node, *CRICTL, "inspecti", "-o", "go-template", "--template", "{{.status.id}}",
                     ref]).stdout.strip() for ref in refs}
         run(["docker", "exec", node, *CRICTL, "rmi", *sorted(ids)])
@@ -120,7 +119,7 @@ def registry_run() -> Iterator[RegistryRun]:
     assert spec_cluster is not None
     network = kind.network_name(spec_cluster.cluster)
     run(["docker", "network", "create", "--label", f"{NETWORK_LABEL}=1", network])  # made ready: not reaped
-    target: cluster.Target | None = None
+    provider: KindProvider | None = None
     try:
         with LocalRegistry(network=network, credentials=("stageproof", password)) as registry:
             settings = registry_settings(registry, password)
@@ -134,14 +133,14 @@ def registry_run() -> Iterator[RegistryRun]:
                 run(["docker", "--config", str(config), "pull", "--quiet", node_image], timeout=600)
             figures = {"node image pull (s)": round(time.monotonic() - started, 1)}
             started = time.monotonic()
-            target = cluster.kind_cluster(spec, node_image=node_image, run_id="registry-fixture",
-                                          mirror=registry_mirror(settings))
+            provider = KindProvider(settings, run_id="registry-fixture")  # its node image: the registry's
+            provider.provision()
             figures["cluster create (s)"] = round(time.monotonic() - started, 1)
-            target.keep()  # marked kept, its lock let go: the stage below reuses it (this fixture deletes it)
-            yield RegistryRun(settings, registry, release, pushed, target, figures)
+            provider.release(keep=True)  # marked kept, its lock let go: the stage below reuses it
+            yield RegistryRun(settings, registry, release, pushed, kind.KindCluster(spec.cluster, node_image), figures)
     finally:
-        if target is not None:
-            target.delete()
+        if provider is not None:
+            KindProvider.reap(provider.settings, kept=True)  # the kept cluster: this fixture made it
         run(["docker", "network", "rm", network], check=False)
 
 
@@ -164,7 +163,8 @@ def registry_stage(registry_run: RegistryRun) -> Iterator[KubernetesStage]:
 def image_ids(stage: KubernetesStage) -> dict[str, str]:
     """{image: imageID} of every container the namespace runs."""
     found = {}
-    for pod in stage.api.core.list_namespaced_pod(stage.namespace).items:
+    deployed = stage.result.deployed
+    for pod in deployed.api.core.list_namespaced_pod(deployed.namespace).items:
         for container in pod.status.container_statuses or []:
             found[container.image] = container.image_id
     return found
@@ -172,21 +172,23 @@ def image_ids(stage: KubernetesStage) -> dict[str, str]:
 
 def test_nothing_is_built_or_loaded_and_every_pod_image_is_pulled_from_the_registry(
         registry_stage: KubernetesStage, registry_run: RegistryRun) -> None:
-    assert "images (build or cache)" not in registry_stage.timings
-    assert registry_stage.app_image == registry_run.on_nodes(registry_run.app)
+    result = registry_stage.result
+    assert "images (build or cache)" not in result.timings
+    assert result.deployed.image == registry_run.on_nodes(registry_run.app)
     pulled = image_ids(registry_stage)
     app, database = registry_run.app, registry_run.remote(registry_run.settings.database.image)
-    assert pulled.get(registry_stage.app_image, "").endswith(app.digest), f"app not pulled from the registry: {pulled}"
+    assert pulled.get(result.deployed.image, "").endswith(app.digest), f"app not pulled from the registry: {pulled}"
     db_ref = next(ref for ref in pulled if ref.endswith(registry_run.settings.database.image))
-    db_pod = registry_stage.db_pods()[0]
+    db_pod = result.deployed.pods(result.deployed.db_selector(), ready_only=True)[0]
     digests = repo_digests(registry_stage, db_pod, db_ref)
     assert f"docker.io/{upstream_path(db_ref).rsplit(':', 1)[0]}@{database.digest}" in digests, \
         f"{db_ref} not pulled through the docker.io mirror (the registry's digest {database.digest}): {digests}"
 
 
 def test_the_contract_holds_in_registry_mode(registry_stage: KubernetesStage) -> None:
-    assert registry_stage.deployment is not None
-    client = ContractClient(registry_stage.deployment)
+    result = registry_stage.result
+    client = ContractClient(Deployment("k8s", result.access.base_url, result.deployed.release,
+                                       registry_stage.settings.app.token))
     failed = {case.name: result.problems for case in load_cases(registry_stage.settings.contract.cases)
               if not (result := client.run_case(case)).passed}
     assert not failed, failed
@@ -194,15 +196,15 @@ def test_the_contract_holds_in_registry_mode(registry_stage: KubernetesStage) ->
 
 def test_an_image_named_by_digest_runs(registry_stage: KubernetesStage, registry_run: RegistryRun) -> None:
     by_digest = f"{registry_run.on_nodes(registry_run.app).rsplit(':', 1)[0]}@{registry_run.app.digest}"
-    ok, log = pods.run_probe_pod(registry_stage.api, registry_stage.namespace, image=by_digest,
+    deployed = registry_stage.result.deployed
+    ok, log = pods.run_probe_pod(deployed.api, deployed.namespace, image=by_digest,
                                  labels={"app.kubernetes.io/name": "digest-probe"}, script="print('by digest')",
-                                 timeout=registry_stage.spec.check_timeout)
+                                 timeout=deployed.spec.check_timeout)
     assert ok and "by digest" in log, log
 
 
 def test_pulls_need_the_credentials(registry_run: RegistryRun, registry_stage: KubernetesStage) -> None:
     """The registry really checks them: an anonymous pull on a node is refused."""
-    assert registry_run.target.kind_cluster is not None
-    node = registry_run.target.kind_cluster.node_containers()[0]
+    node = registry_run.cluster.node_containers()[0]
     anonymous = run(["docker", "exec", node, *CRICTL, "pull", registry_run.on_nodes(registry_run.app)], check=False)
     assert anonymous.returncode != 0 and "no basic auth credentials" in anonymous.stderr, anonymous.stderr

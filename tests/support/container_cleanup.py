@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import Settings, config_path
-from harness.core.ownership import OWNER_LABEL
+from harness.core.ownership import OWNER_LABEL, RUN_LABEL
 from harness.core.process import ManagedProcess
 from harness.core.wait import NotYet, wait_until
-from harness.stage import RUN_LABEL, get_stage
+from harness.stage import get_stage
 from harness.stages.containers import docker_client, label_filters, labelled_objects
 
 CHILD = """

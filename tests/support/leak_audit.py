@@ -31,9 +31,10 @@ from pathlib import Path
 import pytest
 
 from harness.config import Settings, config_path, environment
+from harness.core.ownership import RUN_LABEL
 from harness.core.wait import NotYet, wait_until
 from harness.lifecycle import in_ci
-from harness.stage import RUN_LABEL, get_stage
+from harness.stage import get_stage
 
 AUDITED_ENV = "STAGEPROOF_LEAK_AUDIT"  # set inside an audited run: its own audits skip (no recursion)
 RUN_ID = re.compile(r"bringing up \(run (\w+)")
