@@ -1,5 +1,5 @@
-"""The local stages: the app as a gunicorn process on sqlite, then on MySQL."""
+"""The local stages: the app as a process on sqlite, then on MySQL, then on PostgreSQL."""
 
 from harness.pytest_plugin.fixtures import stage_fixture
 
-stage = stage_fixture("local-sqlite", "local-mysql")
+stage = stage_fixture("local-sqlite", "local-mysql", "local-postgres")

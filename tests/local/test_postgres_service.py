@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.config import DatabaseSettings
 from harness.core.net import LOOPBACK, free_port
 from harness.errors import StageFailed, WaitTimeout
 from harness.services.postgres import PostgresEngine, PostgresServer, postgres_missing
@@ -29,7 +30,8 @@ PASSWORD = "p@ss:w/rd 'x'"  # every character a URL or SQL literal must quote
 @pytest.fixture
 def server() -> Iterator[PostgresServer]:
     started = time.monotonic()
-    running = PostgresEngine().throwaway(database="shop", user="clerk", password=PASSWORD).start()
+    db = DatabaseSettings(engine="postgres", image="postgres:16", name="shop", user="clerk", password=PASSWORD)
+    running = PostgresEngine().throwaway(db).start()
     print(f"throwaway PostgreSQL up in {time.monotonic() - started:.2f}s")
     try:
         yield running
