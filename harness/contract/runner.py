@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from harness.contract.cases import Case, Expect, Request
-from harness.stage import Deployment
+from harness.deployment import Deployment
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WRONG_TOKEN = "stageproof-wrong-token"

@@ -15,13 +15,13 @@ import pytest
 
 from harness.checks.common import Reporter
 from harness.config import Settings
-from harness.contract.cases import Case, load_cases
+from harness.contract.cases import Case
 from harness.contract.diff import stage_unique
 from harness.contract.runner import ContractClient
 from harness.core.shield import say
 from harness.errors import StageUnavailable
 from harness.lifecycle import StageRunner, describe_failure, in_ci
-from harness.pytest_plugin import arm_for_stages, not_applicable, runner_of, settings_of, stage_of
+from harness.pytest_plugin import arm_for_stages, not_applicable, project_of, runner_of, settings_of, stage_of
 from harness.report.ledger import Ledger
 from harness.stage import (
     AppContainer,
@@ -191,8 +191,8 @@ def ingress(request: pytest.FixtureRequest) -> Ingress:
 
 
 @pytest.fixture(scope="session")
-def contract_cases(stageproof_settings: Settings) -> list[Case]:
-    return load_cases(stageproof_settings.contract.cases)
+def contract_cases(pytestconfig: pytest.Config) -> list[Case]:
+    return list(project_of(pytestconfig).cases)
 
 
 @pytest.fixture
