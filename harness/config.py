@@ -320,8 +320,14 @@ class ComposeSettings(_Section):
 
 
 class K8sSettings(_Section):
-    #: the team's manifests: a kustomization folder or a plain folder of YAML files
-    manifests: Path
+    #: the team's manifests: a kustomization folder or a plain folder of YAML files (or `chart`)
+    manifests: Path | None = None
+    #: the team's Helm chart (a folder), deployed with Helm itself; `values`: its values files, in
+    #: order (the team's own, or ones the team keeps for kind); `release`: the Helm release name
+    #: (default: app.name), as the chart derives names (a database host) from it
+    chart: Path | None = None
+    values: list[Path] = Field(default_factory=list)
+    release: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=53)
     #: a kind cluster config of the team's own (stageproof adds its port mapping), else a default
     kind_config: Path | None = None
     #: nodes of the kind cluster stageproof makes: one control plane, the rest workers
@@ -359,7 +365,19 @@ class K8sSettings(_Section):
     #: the broken release's progressDeadlineSeconds: how soon the harness learns the rollout stalled
     progress_deadline_seconds: int = Field(30, ge=5, le=600)
 
-    _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
+    _paths = field_validator("manifests", "kind_config", "chart", mode="before")(_existing)
+    _value_paths = field_validator("values", mode="before")(_existing_list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> K8sSettings:
+        if (self.manifests is None) == (self.chart is None):
+            raise ValueError("manifests, chart: name exactly one: a folder of manifests (or a kustomization), "
+                             "or a Helm chart")
+        if self.values and self.chart is None:
+            raise ValueError("values: Helm values files need stages.k8s.chart")
+        if self.chart is not None and not (self.chart / "Chart.yaml").is_file():
+            raise ValueError(f"chart: {self.chart} has no Chart.yaml")
+        return self
 
     @model_validator(mode="after")
     def _distinct_node_ports(self) -> K8sSettings:

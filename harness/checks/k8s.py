@@ -29,7 +29,7 @@ from harness.contract.runner import ContractClient
 from harness.core.wait import NotYet, app_ready, wait_until
 from harness.k8s.views import Answer
 from harness.load import DisruptionResult
-from harness.stage import Deployment, Ingress, Workload
+from harness.stage import ChartTests, Deployment, Ingress, Workload
 
 __all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as the next one expects it)
     "test_contract_holds_through_the_ingress",
@@ -38,6 +38,7 @@ __all__ = [  # noqa: RUF022  (in the order they run: each leaves the stage as th
     "test_rolling_update_serves_the_new_release_everywhere_without_failure",
     "test_rollback_returns_the_previous_release_without_failure",
     "test_database_pod_kill_keeps_data_and_the_app_recovers_unrestarted",
+    "test_the_charts_own_helm_tests_pass",
     "test_seed_job_run_again_changes_nothing",
 ]
 
@@ -219,7 +220,7 @@ def test_rollback_returns_the_previous_release_without_failure(workload: Workloa
     assert_no_failure(result, report)
     served = releases_served(workload, stageproof_settings)
     assert set(served.values()) == {previous}, f"release per pod after the rollback: {served}"
-    report(f"rollback: all {len(served)} pods serve {previous} again")
+    report(f"rollback ({workload.revision()}): all {len(served)} pods serve {previous} again")
 
 
 @requires(Workload)
@@ -288,6 +289,14 @@ def failures_outside_the_outage(result: DisruptionResult) -> str:
         return (f"failures from {load.first_failure_at:.2f}s to {load.last_failure_at:.2f}s of the load, outside "
                 f"the outage window {start:.2f}s-{end:.2f}s: {load.reasons}")
     return ""
+
+
+@requires(ChartTests)
+def test_the_charts_own_helm_tests_pass(chart: ChartTests, report: Reporter) -> None:
+    """The chart's `helm test` hooks, as the team runs them after an install."""
+    passed, said = chart.run_tests()
+    report(f"helm test: {said}")
+    assert passed, f"the chart's own tests failed: {said}"
 
 
 @requires(Workload)

@@ -18,6 +18,7 @@ from harness.checks.k8s import (  # noqa: F401
     test_rolling_update_serves_the_new_release_everywhere_without_failure,
     test_scaling_2_5_1_every_replica_identical_and_no_failure_on_scale_down,
     test_seed_job_run_again_changes_nothing,
+    test_the_charts_own_helm_tests_pass,
 )
 from harness.checks.recovery import (  # noqa: F401
     test_contract_holds_after_app_restart,

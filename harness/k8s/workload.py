@@ -60,6 +60,13 @@ class K8sWorkload:
     def diagnostics(self) -> str:
         return self._d.logs()
 
+    def revision(self) -> str:
+        if self._d.chart is not None and self._d.chart.revisions:
+            latest = self._d.chart.revisions[-1]
+            return f"helm revision {latest.number} ({latest.description or latest.status})"
+        revision = (self._d.web().metadata.annotations or {}).get(rollout.REVISION, "?")
+        return f"deployment revision {revision}"
+
     # -- moving it -----------------------------------------------------------------------------------
     def kill(self) -> str:
         """Delete one Ready web pod (graceful: preStop, then SIGTERM); its name."""
@@ -83,8 +90,12 @@ class K8sWorkload:
         self._d.ship(release)
 
     def roll_back(self) -> None:
-        """`rollout undo` (client equivalent): the previous revision's template comes back."""
-        rollout.undo(self._d.api, self._d.namespace, self._d.spec.deployment)
+        """`helm rollback` for a chart (Helm records a new revision), else `rollout undo` (client
+        equivalent): the previous revision's template comes back."""
+        if self._d.chart is not None:
+            self._d.chart.rollback(timeout=self._d.spec.check_timeout)
+        else:
+            rollout.undo(self._d.api, self._d.namespace, self._d.spec.deployment)
         self._d.wait_rolled_out()
         if len(self._d.releases) > 1:
             self._d.releases.pop()
@@ -247,3 +258,15 @@ def kill_container(node: str, pod: str, namespace: str, container: str) -> None:
     pid = run([*crictl, "inspect", "--output", "go-template", "--template", "{{.info.pid}}",
                found.stdout.split()[0]]).stdout.strip()
     run(["docker", "exec", node, "kill", "-KILL", pid])
+
+
+class K8sChartTests:
+    """ChartTests of a chart with `helm test` hooks."""
+
+    def __init__(self, deployed: Deployed) -> None:
+        self._d = deployed
+
+    def run_tests(self) -> tuple[bool, str]:
+        assert self._d.chart is not None
+        result = self._d.chart.test(timeout=self._d.spec.check_timeout)
+        return result.passed, result.describe()

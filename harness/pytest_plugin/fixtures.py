@@ -27,6 +27,7 @@ from harness.stage import (
     AppContainer,
     AppControl,
     AppCrash,
+    ChartTests,
     DatabaseControl,
     Deployment,
     Ingress,
@@ -178,6 +179,11 @@ def workload(request: pytest.FixtureRequest) -> Workload:
 @pytest.fixture
 def builds(request: pytest.FixtureRequest) -> NewBuilds:
     return _control(request, NewBuilds)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def chart(request: pytest.FixtureRequest) -> ChartTests:
+    return _control(request, ChartTests)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
