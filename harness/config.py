@@ -364,6 +364,10 @@ class K8sSettings(_Section):
     eviction_seconds: int = Field(10, ge=0, le=300)
     #: the broken release's progressDeadlineSeconds: how soon the harness learns the rollout stalled
     progress_deadline_seconds: int = Field(30, ge=5, le=600)
+    #: keep stageproof's kind cluster after a run (only the run's namespace goes) and reuse it next time,
+    #: when it was made from the same node image and kind config: the default on a laptop; in CI
+    #: (`CI=true`) only when set (the CI's sessions share one cluster; `stageproof down` removes it)
+    reuse: bool | None = None
 
     _paths = field_validator("manifests", "kind_config", "chart", mode="before")(_existing)
     _value_paths = field_validator("values", mode="before")(_existing_list)
@@ -518,7 +522,7 @@ def describe(err: ValidationError, *, names: Mapping[int, str] | None = None) ->
 
 #: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file;
 #: a test's own cluster name or node count
-K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image", "cluster", "nodes")
+K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image", "cluster", "nodes", "reuse")
 #: images.<key> <- $<variable>: a registry whose address a run only learns when it starts
 REGISTRY_ENV = {"registry": "STAGEPROOF_REGISTRY", "registry_endpoint": "STAGEPROOF_REGISTRY_ENDPOINT"}
 
