@@ -43,10 +43,9 @@ class Refusal:
 
     def message(self, dockerfile: Path | str, *, key: str = "images.app.dockerfile") -> str:
         """One error for people: the key, the Dockerfile and step, the stand-in, why, what to do."""
-        base = f"the stand-in for {self.base}" if self.base else self.where
+        where = f"stageproof's stand-in for {self.base}" if self.base else self.where
         advice = f": {self.advice}" if self.advice else ""
-        return (f"{key}: {dockerfile}: the step `{self.step}` cannot run here: '{self.command}' needs {base}, "
-                f"which is stageproof's Debian-based stand-in because no registry answers ({self.why}){advice}")
+        return f"{key}: {dockerfile}: the step `{self.step}` cannot run in {where} ({self.why}){advice}"
 
 
 def refusal_in(output: str) -> Refusal | None:

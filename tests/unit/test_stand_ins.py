@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
 from harness.images.stand_in_refs import debian_suite, kind_for, parse_ref, ref_lines, version_note
 from harness.images.stand_in_refusal import MARKER, raise_if_refused, refusal_in
-from harness.images.stand_ins import RECIPES
+from harness.images.substitutes import RECIPES
 
 APK = RECIPES / "alpine-compat" / "bin" / "apk"
 
@@ -42,6 +42,23 @@ BUILDKIT = """\
 #7 0.412 stageproof: 'apk add --no-cache gcc g++' cannot run in the Debian-based stand-in for an Alpine image \
 (no registry here, Alpine packages unavailable: not provided: g++): docker load the real image
 #7 ERROR: process "/bin/sh -c apk add --no-cache gcc g++" did not complete successfully: exit code: 1
+"""
+
+#: what `docker compose build` printed here (compose 2.26, BuildKit in dockerd 26), middle lines cut
+COMPOSE = """\
+#2 [app internal] load metadata for docker.io/library/node:20-alpine
+#4 [app 1/3] FROM docker.io/library/node:20-alpine
+#4 DONE 0.2s
+#5 [app 2/3] RUN apk add --no-cache tzdata
+#5 0.696 stageproof: 'apk add --no-cache tzdata': already provided by the Debian-based stand-in
+#6 [app 3/3] RUN apk add --no-cache python3 make g++
+#6 0.601 stageproof: 'apk add --no-cache python3 make g++' cannot run in the Debian-based stand-in for an Alpine \
+image (no registry here, Alpine packages unavailable: not provided: python3 make g++): use only what the stand-in has
+#6 ERROR: process "/bin/sh -c apk add --no-cache python3 make g++" did not complete successfully: exit code: 1
+------
+ > [app 3/3] RUN apk add --no-cache python3 make g++:
+------
+failed to solve: process "/bin/sh -c apk add --no-cache python3 make g++" did not complete successfully: exit code: 1
 """
 
 
@@ -108,6 +125,12 @@ def test_refusal_in_buildkit_output_follows_the_vertex_to_its_stage() -> None:
     assert refusal.advice == "docker load the real image"
 
 
+def test_refusal_in_what_compose_printed() -> None:
+    refusal = refusal_in(COMPOSE)
+    assert refusal is not None
+    assert (refusal.step, refusal.base) == ("RUN apk add --no-cache python3 make g++", "node:20-alpine")
+
+
 def test_an_ordinary_build_failure_is_no_refusal() -> None:
     output = "Step 2/3 : RUN false\n ---> Running in 0f9e\nThe command '/bin/sh -c false' returned a non-zero code: 1\n"
     assert refusal_in(output) is None
@@ -119,8 +142,9 @@ def test_raise_if_refused_is_one_config_error_naming_the_key_the_step_and_the_st
         raise_if_refused(CommandFailed(["docker", "build"], 1, LEGACY, "returned a non-zero code: 1"),
                          dockerfile=Path("app/Dockerfile"))
     message = str(error.value)
-    assert message.startswith("images.app.dockerfile: app/Dockerfile: the step `RUN apk add --no-cache")
-    assert "the stand-in for alpine:3.20" in message and "not provided: curl" in message
+    assert message.startswith("images.app.dockerfile: app/Dockerfile: the step `RUN apk add --no-cache ca-certificates "
+                              "curl` cannot run in stageproof's stand-in for alpine:3.20 (no registry here, Alpine "
+                              "packages unavailable: not provided: curl): use only what the stand-in has")
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
@@ -131,7 +155,7 @@ def test_raise_if_refused_is_one_config_error_naming_the_key_the_step_and_the_st
 ])
 def test_the_apk_shim_succeeds_only_for_what_is_there_and_prints_the_recognised_line(args: list[str],
                                                                                        code: int) -> None:
-    proc = subprocess.run(["sh", str(APK), *args], capture_output=True, text=True, check=False)
+    proc = run(["sh", str(APK), *args], check=False)
     assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, "the shim prints one line"
