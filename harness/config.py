@@ -38,7 +38,8 @@ PLACEHOLDERS = frozenset({"db.host", "db.port", "db.user", "db.password", "db.na
 #: files wire the database)
 RUN_PLACEHOLDERS = frozenset({"token", "release"})
 TEMPLATE = re.compile(r"\$\{([\w.]+)\}")
-SUBSTITUTE_KINDS = ("python", "mysql", "postgres")
+SUBSTITUTE_KINDS = ("python", "mysql", "postgres", "node", "golang", "alpine", "debian", "distroless")
+SubstituteKind = Literal["python", "mysql", "postgres", "node", "golang", "alpine", "debian", "distroless"]
 Seconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 UrlPath = Annotated[str, Field(pattern=r"^/")]
@@ -248,7 +249,7 @@ class ImageSettings(_Section):
     airgap: Literal["auto", "always", "never"] = "auto"
     app: AppImage
     #: upstream image -> the local recipe that stands in for it when no registry answers
-    substitute: dict[str, Literal["python", "mysql", "postgres"]] = Field(default_factory=dict)
+    substitute: dict[str, SubstituteKind] = Field(default_factory=dict)
     #: registry mode: `host[:port][/prefix]`, where stageproof pushes its images and the k8s stage
     #: pulls them from (`<registry>/<images.app.tag>:<release>`, `<registry>/kindest/node:<version>`;
     #: on `registry_endpoint`'s host when that is set)
