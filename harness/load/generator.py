@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import resource
 import threading
 import time
 
@@ -35,6 +36,7 @@ DEFAULT_MAX_IN_FLIGHT = 2000
 MAX_IN_FLIGHT_CAP = 10000
 DEFAULT_CONNECT_TIMEOUT = 2.0
 STOP_GRACE = 1.0
+SPARE_DESCRIPTORS = 256  # for everything else the process has open (the checks, the stage, logs)
 HTTP_METHOD = re.compile(r"[A-Z]+")
 
 
@@ -73,6 +75,7 @@ class LoadGenerator:
     def start(self) -> LoadGenerator:
         if self._thread is not None:
             raise RuntimeError("this load generator has already been started")
+        _ensure_descriptors(self.max_in_flight + SPARE_DESCRIPTORS)
         self._started = time.monotonic()
         # a daemon: a hanging backend can never keep the process alive
         self._thread = threading.Thread(target=self._run, name="stageproof-load", daemon=True)
@@ -213,6 +216,17 @@ def _forget(task: asyncio.Task[None], tasks: set[asyncio.Task[None]], idle: asyn
     tasks.discard(task)
     if not tasks:
         idle.set()
+
+
+def _ensure_descriptors(needed: int) -> None:
+    """One socket per request in flight: raise the soft limit on open files to `needed` when the
+    hard limit allows, else refuse (an EMFILE mid-run would read as the app's failures)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise ValueError(f"max_in_flight needs {needed} open files, and this process may open only {hard} "
+                             "(ulimit -Hn): lower max_in_flight or raise the limit")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def _validate(*, rate: float, max_seconds: float, timeout: float, connect_timeout: float, max_in_flight: int,

@@ -216,3 +216,19 @@ def test_chunked_unsized_and_broken_answers(serve: HangingBackend, raw: bytes, r
     with LoadGenerator(serve.url, rate=20, max_seconds=0.1, body=JsonField("status", equals="ok")) as load:
         threading.Event().wait(0.3)
     assert load.result is not None and load.result.reasons == reasons and load.result.sent == 2
+
+
+def test_the_open_files_limit_is_raised_for_the_in_flight_cap_or_the_load_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not on the real limits: lowering a hard limit cannot be undone here (no CAP_SYS_RESOURCE)."""
+    import resource
+
+    from harness.load.generator import SPARE_DESCRIPTORS, _ensure_descriptors
+
+    limits = {"soft": 1024, "hard": 4096}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (limits["soft"], limits["hard"]))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, pair: limits.update(soft=pair[0]))
+    _ensure_descriptors(2000 + SPARE_DESCRIPTORS)
+    assert limits["soft"] == 2000 + SPARE_DESCRIPTORS
+    with pytest.raises(ValueError, match="max_in_flight needs 5256 open files"):
+        _ensure_descriptors(5000 + SPARE_DESCRIPTORS)
