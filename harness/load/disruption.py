@@ -38,6 +38,7 @@ class DisruptionResult:
     recovered_seconds: float  # from the start of the disruption until `recovered` returned
     covered: bool  # the load was still running when recovery was confirmed
     samples: tuple[Sample, ...] = ()
+    mark: Mark | None = None  # what each request carried, when the load was asked to mark them
 
     @property
     def recovered_at(self) -> float:
@@ -53,7 +54,16 @@ class DisruptionResult:
         """The measurement as data, for the JSON and HTML reports (the samples stay out: too many)."""
         return {"what": self.what, "disrupted_at": round(self.disrupted_at, 3),
                 "action_seconds": round(self.action_seconds, 3), "recovered_seconds": round(self.recovered_seconds, 3),
-                "covered": self.covered, "load": asdict(self.load)}
+                "covered": self.covered, "load": asdict(self.load),
+                **({"mark": {"where": self.mark.where, "name": self.mark.name, "token": self.mark.token}}
+                   if self.mark else {})}
+
+    def sent_ids(self) -> list[str]:
+        """The marker ids of the requests that went out, in schedule order: what a log check must
+        find (the requests never sent are not among them)."""
+        if self.mark is None:
+            raise RuntimeError(f"{self.what}: the load carried no marker: pass mark=Mark() to measure_disruption")
+        return [self.mark.id(s.number) for s in self.samples if s.started_at is not None and s.number is not None]
 
     # -- the verdicts, on this run's samples and times (bounds as keywords, drain = the request timeout)
     def zero_failures(self, **bounds: Any) -> Verdict:
@@ -124,7 +134,7 @@ def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
         raise
     result = load.stop(grace=timeout)  # what is still in flight gets its whole timeout: a real answer, not abandoned
     return DisruptionResult(what, result, disrupted_at, action_seconds, recovered_seconds, covered,
-                            tuple(load.samples()))
+                            tuple(load.samples()), mark)
 
 
 def _baseline(load: LoadGenerator, *, needed: int) -> Callable[[], None]:

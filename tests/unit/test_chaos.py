@@ -285,3 +285,20 @@ def test_a_failure_after_the_drain_is_seen(backend: Backend) -> None:
     result = measure_disruption(backend.url, "late", lambda: None, recovered=recovered, rate=20, max_seconds=20,
                                 warmup=0.2, timeout=1.0)
     assert result.load.failed > 0, "the late failure was not seen: the load ended too soon"
+
+
+def test_a_marked_disruption_knows_the_ids_it_sent_and_reports_its_token(backend: Backend) -> None:
+    import json
+
+    from harness.load import Mark
+
+    mark = Mark(token="run1")
+    result = measure_disruption(backend.url, "noop", lambda: None, rate=20, max_seconds=5, warmup=0.1, settle=0.2,
+                                mark=mark)
+    assert result.sent_ids() == [f"run1-{n}" for n in range(result.load.sent)]
+    assert result.figures()["mark"] == {"where": "query", "name": "stageproof", "token": "run1"}
+    json.dumps(result.figures())
+    unmarked = measure_disruption(backend.url, "noop", lambda: None, rate=20, max_seconds=5, warmup=0.1, settle=0.1)
+    assert "mark" not in unmarked.figures()
+    with pytest.raises(RuntimeError, match="no marker"):
+        unmarked.sent_ids()
