@@ -55,7 +55,8 @@ class LoadGenerator:
         self.url, self.rate, self.max_seconds, self.max_in_flight = url, rate, max_seconds, max_in_flight
         self._lock = threading.Lock()
         self._samples: list[Sample] = []
-        self._in_flight: dict[int, tuple[float, float]] = {}  # number -> (due, went out), on the load's clock
+        #: number -> (due, went out: None until its task runs), on the load's clock
+        self._in_flight: dict[int, tuple[float, float | None]] = {}
         self._peak = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,7 +100,7 @@ class LoadGenerator:
             raise RuntimeError("this load carries no marker: pass mark=Mark()")
         with self._lock:
             numbers = {s.number for s in self._samples if s.started_at is not None and s.number is not None}
-            numbers.update(self._in_flight)
+            numbers.update(number for number, (_, started) in self._in_flight.items() if started is not None)
         return [self.mark.id(number) for number in sorted(numbers)]
 
     def wait_scheduled(self, timeout: float) -> bool:
@@ -177,6 +178,8 @@ class LoadGenerator:
                 with self._lock:
                     self._samples.append(Sample(due, 0.0, OVERLOADED, None, number))
             else:
+                with self._lock:  # counted from now on, even if stop() cancels it before it runs
+                    self._in_flight[number] = (due, None)
                 task = asyncio.create_task(self._one(number, due))
                 tasks.add(task)
                 idle.clear()
@@ -199,16 +202,19 @@ class LoadGenerator:
     def _finish(self, number: int, error: str | None) -> None:
         """Count request `number` once; one already abandoned by stop() is ignored."""
         with self._lock:
-            entry = self._in_flight.pop(number, None)
-            if entry is not None:
-                due, started = entry
+            due, started = self._in_flight.pop(number, (0.0, None))
+            if started is not None:
                 self._samples.append(Sample(due, self.elapsed() - started, error, started, number))
 
     def _abandon_in_flight(self) -> None:
-        """Count what is still in flight as abandoned (call with the lock held)."""
+        """Count what is still in flight as abandoned, and a task stop() cancelled before it ran as
+        never sent (call with the lock held)."""
         now = self.elapsed()
         for number, (due, started) in self._in_flight.items():
-            self._samples.append(Sample(due, now - started, ABANDONED, started, number))
+            if started is None:
+                self._samples.append(Sample(due, 0.0, OVERLOADED, None, number))
+            else:
+                self._samples.append(Sample(due, now - started, ABANDONED, started, number))
         self._in_flight.clear()
 
 

@@ -241,3 +241,14 @@ def test_the_open_files_limit_is_raised_for_the_in_flight_cap_or_the_load_is_ref
     assert limits["soft"] == 2000 + SPARE_DESCRIPTORS
     with pytest.raises(ValueError, match="max_in_flight needs 5256 open files"):
         _ensure_descriptors(5000 + SPARE_DESCRIPTORS)
+
+
+def test_every_scheduled_request_is_counted_once_even_when_stopped_at_once(serve: HangingBackend) -> None:
+    serve.hang_until = 99.0
+    for _ in range(5):
+        load = LoadGenerator(serve.url, rate=2000, max_seconds=5, timeout=5).start()
+        threading.Event().wait(0.05)
+        load.stop(grace=0.0)
+        numbers = sorted(s.number for s in load.samples() if s.number is not None)
+        assert numbers == list(range(len(numbers))) and len(numbers) == len(load.samples()) > 0
+        assert {s.error for s in load.samples()} <= {ABANDONED, OVERLOADED}
