@@ -20,9 +20,13 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from harness.load.body import BodyCheck, Mark
+from harness.load.samples import STALLED
 
 TIMEOUT = "timeout"
 CONNECT_TIMEOUT = "connect timeout"
+#: a timeout noticed this much later than it was due: the client's own event loop was held (a machine
+#: starved by other work, a long garbage collection), so the answer may have come in time unread
+STALL = 0.5
 HEAD_LIMIT = 64 * 1024  # a response head larger than this is a failure (LimitOverrunError)
 BODY_KEPT = 1 << 20  # what a body check sees at most; the rest is read and dropped
 CHUNK = 64 * 1024
@@ -76,22 +80,23 @@ class Exchange:
 
     async def send(self, number: int) -> str | None:
         """Request `number` on a new connection: the reason it failed, or None."""
+        began = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(self.request.timeout):
-                return await self._exchange(number)
+                return await self._exchange(number, began)
         except TimeoutError:
-            return TIMEOUT
+            return _timed_out(began, self.request.timeout, TIMEOUT)
         except asyncio.IncompleteReadError as err:
             return "RemoteDisconnected" if err.expected is None else "IncompleteRead"
         except (OSError, asyncio.LimitOverrunError, http.client.HTTPException, ValueError) as err:
             return type(err).__name__
 
-    async def _exchange(self, number: int) -> str | None:
+    async def _exchange(self, number: int, began: float) -> str | None:
         try:
             async with asyncio.timeout(self.request.connect_timeout):
                 reader, writer = await asyncio.open_connection(*self._address, limit=HEAD_LIMIT)
         except TimeoutError:
-            return CONNECT_TIMEOUT
+            return _timed_out(began, self.request.connect_timeout, CONNECT_TIMEOUT)
         try:
             writer.write(self.head(number))
             head = await reader.readuntil(b"\r\n\r\n")
@@ -104,6 +109,12 @@ class Exchange:
         if self.request.body is None:
             return None
         return self.request.body.problem(_dechunked(head, body, self.request.method) if response.chunked else body)
+
+
+def _timed_out(began: float, limit: float, reason: str) -> str:
+    """`reason`, or `STALLED` when the timeout was noticed more than `STALL` after it was due: the
+    client, not the app, is then what the count would measure (the verdicts call it inconclusive)."""
+    return STALLED if asyncio.get_running_loop().time() - began - limit > STALL else reason
 
 
 class _Canned:

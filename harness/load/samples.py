@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 #: not the app's answer). The text is kept from the threaded client, whose reports used it.
 OVERLOADED = "client overloaded"
 ABANDONED = "abandoned at stop"
+#: a request whose timeout the client noticed late (its own event loop held): not the app's failure
+STALLED = "client stalled"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.load.samples import OVERLOADED, Sample, percentile
+from harness.load.samples import OVERLOADED, STALLED, Sample, percentile
 
 DRAIN = 5.0  # one request timeout: what the app queued during an outage may take that long to fail
 MIN_TAIL = 3.0  # load past the end of a failure window, so that a late failure can be seen at all
@@ -107,7 +107,10 @@ def zero_failures(samples: Sequence[Sample], *, disrupted_at: float, recovered_a
     figures = {**_basics(samples, schedule), **counts.figures(), "slow": slow,
                "slow_share": _share(slow, len(ok)), "p99_ms": round(percentile([s.seconds * 1000 for s in ok], 99), 1)}
     problems = _kept(figures, schedule)
-    if failed := figures["failed"] - figures["never_sent"]:
+    if figures["stalled"]:  # inside a failure window (node, database) a stalled timeout is just a failure
+        problems.append(f"{figures['stalled']} requests timed out while the load client itself was stalled (its "
+                        "event loop held past the timeout: a busy machine): the measurement is inconclusive")
+    if failed := figures["failed"] - figures["never_sent"] - figures["stalled"]:
         problems.append(f"{failed} of {figures['sent']} requests failed ({_reasons(figures['reasons'])}): "
                         f"{_where(counts, 'before the disruption', 'after recovery')}")
     if max_slow_share is not None and figures["slow_share"] > max_slow_share:
@@ -186,7 +189,8 @@ def _basics(samples: Sequence[Sample], schedule: Schedule) -> dict[str, Any]:
     return {"sent": len(samples), "failed": len(failures),
             "reasons": dict(sorted(Counter(str(sample.error) for sample in failures).items())),
             "never_sent": sum(sample.started_at is None and sample.error == OVERLOADED for sample in samples),
-            "late": late, "last_due": round(max((sample.sent_at for sample in samples), default=0.0), 3)}
+            "stalled": sum(sample.error == STALLED for sample in samples), "late": late,
+            "last_due": round(max((sample.sent_at for sample in samples), default=0.0), 3)}
 
 
 def _kept(figures: dict[str, Any], schedule: Schedule) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 
 from harness.core.wait import NotYet, wait_until
 from harness.load.generator import ABANDONED, OVERLOADED, LoadGenerator
+from harness.load.samples import STALLED
 
 HANG_FOR = 10.0  # what a hanging backend does with a request: accept it, read it, never answer
 
@@ -28,6 +29,8 @@ class HangingBackend:
     raw: bytes | None = None  # the whole answer, as written (chunked, unsized, broken)
     hang_from: float = 0.0
     hang_until: float = 0.0
+    spare_first: int = 0  # the first connections are answered even inside the hang window
+    answer_after: float = 0.0
     accepted: int = 0
     heads: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -42,13 +45,14 @@ class HangingBackend:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        hang = self.hanging()
+        hang = self.hanging() and self.accepted > self.spare_first
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             self.heads.append(head.decode())
             if hang:
                 await asyncio.sleep(HANG_FOR)
                 return
+            await asyncio.sleep(self.answer_after)
             writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
                          % (self.status, len(self.body), self.body) if self.raw is None else self.raw)
             await writer.drain()
@@ -91,7 +95,7 @@ def test_a_backend_hanging_for_10s_at_200_per_second_never_starves_the_schedule(
     assert result.sent == 2000
     assert result.reasons.get(OVERLOADED, 0) == 0, f"requests never sent: {result.summary()}"
     assert result.never_sent == 0
-    assert set(result.reasons) <= {"timeout", ABANDONED}, result.reasons
+    assert set(result.reasons) <= {"timeout", STALLED, ABANDONED}, result.reasons
     assert serve.accepted == 2000, "every scheduled request reached the backend, on its own connection"
     assert result.peak_in_flight >= 500, "about rate x timeout (1,000) requests hang at once, past the old 256"
 
@@ -252,3 +256,37 @@ def test_every_scheduled_request_is_counted_once_even_when_stopped_at_once(serve
         numbers = sorted(s.number for s in load.samples() if s.number is not None)
         assert numbers == list(range(len(numbers))) and len(numbers) == len(load.samples()) > 0
         assert {s.error for s in load.samples()} <= {ABANDONED, OVERLOADED}
+
+
+class HoldsTheLoop:
+    """A body check that holds the load's event loop 2 s on its first call: what a machine starved
+    by other work (or a long garbage collection) does to the client."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def problem(self, body: bytes) -> str | None:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(2.0)
+        return None
+
+
+def test_a_timeout_the_stalled_client_noticed_late_is_not_counted_as_the_apps(serve: HangingBackend) -> None:
+    from harness.load import zero_failures
+
+    serve.hang_until, serve.spare_first, serve.answer_after = 99.0, 1, 0.3
+    load = LoadGenerator(serve.url, rate=20, max_seconds=0.3, timeout=0.5, body=HoldsTheLoop()).start()  # type: ignore[arg-type]
+
+    def recorded() -> None:
+        if len(load.samples()) < 6:
+            raise NotYet(f"{len(load.samples())}/6 requests recorded")
+
+    wait_until(recorded, what="the 6 requests", timeout=15)
+    result = load.stop()
+    # request 0 answered at 0.3 s and held the loop until 2.3 s; requests 1-5 (due 0.05-0.25 s, hanging)
+    # reached their 0.5 s timeout inside that hold and were noticed about 1.5 s late
+    assert result.reasons == {STALLED: 5}, result.summary()
+    verdict = zero_failures(load.samples(), disrupted_at=0.0, recovered_at=0.2)
+    assert any("stalled" in p and "inconclusive" in p for p in verdict.problems), verdict.problems
+    assert not any("requests failed" in p for p in verdict.problems), "the client's stall was blamed on the app"

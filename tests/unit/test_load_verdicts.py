@@ -137,3 +137,13 @@ def test_window_counts_go_by_each_requests_own_due_and_end_times() -> None:
     assert counts.failed_after == {"HTTP 502": 1, OVERLOADED: 1}
     assert (counts.served_before, counts.served_inside, counts.served_after) == (0, 1, 1)
     assert counts.due_inside == 2
+
+
+def test_a_stalled_client_makes_a_zero_failure_run_inconclusive_but_is_a_failure_inside_a_window() -> None:
+    from harness.load.samples import STALLED
+
+    stalled = series(40, (12.0, 12.5), reason=STALLED, took=6.0)
+    verdict = zero_failures(stalled, disrupted_at=10.0, recovered_at=20.0)
+    assert [p for p in verdict.problems if "stalled" in p and "inconclusive" in p] and verdict.figures["stalled"] == 100
+    assert not any("requests failed" in p for p in verdict.problems)
+    assert node_failure(stalled, lost_at=10.0, back_at=20.0).passed
