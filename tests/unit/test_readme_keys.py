@@ -41,7 +41,8 @@ def documented_keys(readme: str) -> set[str]:
 def test_every_key_of_the_settings_model_is_in_the_readme_and_no_other() -> None:
     documented = documented_keys((ROOT / "README.md").read_text())
     real = model_keys()
-    assert not (real - documented), f"keys the README's 'Every key' table does not document: {sorted(real - documented)}"
+    missing = sorted(real - documented)
+    assert not missing, f"keys the README's 'Every key' table does not document: {missing}"
     assert not (documented - real), f"keys the README documents that do not exist: {sorted(documented - real)}"
 
 
