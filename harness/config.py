@@ -185,11 +185,26 @@ class ContractSettings(_Section):
 
 
 class LoadRequest(_Section):
-    """The request the chaos load sends, and the status that counts as success."""
+    """The request the chaos load sends, and what counts as success: its status and, optionally, its
+    body (`contains` a text, or a JSON field `json_field` (dotted: `items.0.name`) that exists or
+    `equals` a value): a right status with a wrong body is a failure, counted by reason."""
 
     method: Literal["GET", "HEAD"] = "GET"
     path: UrlPath = "/"
     status: int = Field(200, ge=100, le=599)
+    contains: str | None = Field(None, min_length=1)
+    json_field: str | None = Field(None, min_length=1)
+    equals: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _one_body_check(self) -> LoadRequest:
+        if self.contains is not None and self.json_field is not None:
+            raise ValueError("contains, json_field: one body check at a time")
+        if self.equals is not None and self.json_field is None:
+            raise ValueError("equals: needs json_field (the field that must equal it)")
+        if self.method == "HEAD" and (self.contains or self.json_field):
+            raise ValueError("contains, json_field: a HEAD request has no body to check")
+        return self
 
 
 class CodeChange(_Section):
@@ -217,6 +232,15 @@ class CheckSettings(_Section):
     max_seconds: float = Field(90.0, gt=0, le=300)
     #: how long the app may take to serve again after its database pod is killed
     database_recovery_seconds: Seconds = 60.0
+    #: the chaos load's per-request and connect timeouts (a request counts as failed after them; the
+    #: failure windows allow one request timeout to drain), and how many requests may be in flight
+    request_timeout: float = Field(3.0, gt=0, le=30)
+    connect_timeout: float = Field(1.0, gt=0, le=30)
+    max_in_flight: int = Field(2000, ge=10, le=20000)
+    #: node failure: the share of the requests due while the node was lost that must be served
+    node_loss_min_served_share: float = Field(0.25, ge=0, le=1)
+    #: a crashed (SIGKILLed) app or database: how long until it serves again
+    crash_recovery_seconds: Seconds = 60.0
     #: property-based API checks (schemathesis): examples per operation, and the fixed seed
     api_examples: int = Field(20, ge=1, le=1000)
     api_seed: int = 1

@@ -35,10 +35,19 @@ class Writes:
     refused: int = 0
     sent: int = 0
     acknowledged_before_kill: int = 0
+    #: what stopped the writer, if anything did (then the check fails with it)
+    error: BaseException | None = None
 
 
 def write_continuously(deployment: Deployment, case: Case, stop: threading.Event, writes: Writes) -> None:
     """The case's write step again and again, one `${unique}` each, until `stop`; nothing retried."""
+    try:
+        _write_until(deployment, case, stop, writes)
+    except BaseException as err:  # the check reports it: a dead writer proves nothing
+        writes.error = err
+
+
+def _write_until(deployment: Deployment, case: Case, stop: threading.Event, writes: Writes) -> None:
     while not stop.is_set():
         client = ContractClient(deployment, timeout=5)
         writes.sent += 1
@@ -84,6 +93,7 @@ def test_acknowledged_writes_survive_a_database_crash(database: DatabaseControl,
            f"served again {recovered:.1f}s after the kill",
            {"writes_sent": writes.sent, "acknowledged": len(writes.acknowledged), "refused": writes.refused,
             "read_back": len(writes.acknowledged) - len(lost), "recovered_seconds": round(recovered, 2)})
+    assert writes.error is None, f"the writer stopped: {writes.error!r}"
     assert writes.acknowledged_before_kill > 0, "no write was acknowledged before the kill: nothing was proven"
     assert not lost, (f"{len(lost)} acknowledged write(s) did not read back after the database crash, e.g. "
                       f"${{unique}} = {lost[0].get('unique')!r}")

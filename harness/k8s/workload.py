@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import ConfigError
 from harness.k8s import pods, rollout, status
 from harness.k8s.deployed import Deployed
@@ -191,12 +192,29 @@ class K8sCrash:
     def __init__(self, deployed: Deployed) -> None:
         self._d = deployed
         self._replicas: int | None = None  # the database's, while it is scaled to 0
+        self._victim: tuple[str, int] | None = None  # the crashed pod and its restarts before
 
     def crash(self) -> str:
         """SIGKILL the app container of one Ready web pod; its name."""
+        pod = self._d.pods(self._d.web_selector(), ready_only=True)[0]
+        self._victim = (str(pod.metadata.name), status.restarts(pod))
         return self._kill_first(self._d.web_selector())
 
     def recover(self) -> None:
+        """The crashed pod's container restarted by its kubelet (restarts went up) and Ready again."""
+        assert self._victim is not None, "recover() before crash()"
+        name, restarts = self._victim
+
+        def restarted() -> None:
+            found = {r.name: r for r in self._d.replicas(self._d.web_selector(), ready_only=False)}
+            replica = found.get(name)
+            if replica is None or replica.restarts <= restarts or not replica.ready:
+                raise NotYet(f"pod {name}: restarts {replica.restarts if replica else '?'} (was {restarts}), "
+                             f"ready {replica.ready if replica else False}")
+
+        wait_until(restarted, what=f"the kubelet to restart the SIGKILLed container of pod {name} and the pod to "
+                   "be Ready again", timeout=self._d.spec.check_timeout, interval=0.2, max_interval=0.5,
+                   diagnostics=self._d.logs)
         self._d.wait_rolled_out()
 
     def stop(self) -> None:
