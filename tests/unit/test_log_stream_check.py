@@ -22,7 +22,7 @@ GUESTBOOK = load_settings(ROOT / "examples/guestbook/stageproof.toml", env={})
 class Ok(BaseHTTPRequestHandler):
     seen: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         Ok.seen.append(self.path)
         self.send_response(200)
         self.end_headers()
