@@ -40,8 +40,24 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         declared = settings.not_applicable(name)
         missing = None if declared else get_stage(name).availability(settings)
         state = f"not applicable: {declared}" if declared else "ready" if missing is None else f"unavailable: {missing}"
+        if name == "k8s" and missing is None and not declared and (kept := kept_cluster(settings)):
+            state += f"; {kept}"
         print(f"{name:<14} {state}")
     return 0
+
+
+def kept_cluster(settings: Settings) -> str | None:
+    """What `status` says of a kind cluster a run kept for reuse (so it stays visible)."""
+    from harness.k8s.kind import KindCluster, exists
+
+    spec = settings.stages.k8s
+    if spec is None or spec.context:
+        return None
+    cluster = KindCluster(spec.cluster, image="")
+    if not (cluster.kept and exists(spec.cluster)):
+        return None
+    return (f"kind cluster {spec.cluster} is kept: the next run reuses it (same node image and kind config), "
+            "`stageproof down --stage k8s` removes it")
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
