@@ -24,7 +24,7 @@ from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageUnavailable
 from harness.images.docker import RECIPE_LABEL, image_is_current
-from harness.images.kind_node_go import ensure_k8s_binaries, ensure_tool_binaries, go_version
+from harness.images.kind_node_go import HYPERKUBE, ensure_k8s_binaries, ensure_tool_binaries, go_version
 from harness.images.kind_node_images import (
     cni_image,
     ensure_built_image,
@@ -74,8 +74,8 @@ def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:
         k8s_bin = ensure_k8s_binaries(v)
         tools = ensure_tool_binaries(v)
         toolbox, rootfs = debootstrapped.result()
-    images = ensure_component_images(v, toolbox, k8s_bin, tools)
-    base = ensure_node_base(v, rootfs, k8s_bin, tools["crictl"])
+    images = ensure_component_images(v, toolbox, k8s_bin / HYPERKUBE, tools)
+    base = ensure_node_base(v, rootfs, k8s_bin / HYPERKUBE, tools["crictl"])
     with step("node-image", f"import {len(images)} images into the node's containerd, commit {v.node_image}"):
         assemble_node(base, images, v.node_image, recipe)
     note(f"built {v.node_image} in {time.monotonic() - started:.1f}s")
@@ -103,11 +103,11 @@ def ensure_kind_cli(v: Versions) -> str:
     return kind
 
 
-def ensure_node_base(v: Versions, rootfs: str, k8s_bin: Path, crictl: Path) -> str:
-    """Node rootfs + our units, entrypoint, configs, manifests and the kubeadm/kubelet/kubectl binaries."""
+def ensure_node_base(v: Versions, rootfs: str, hyperkube: Path, crictl: Path) -> str:
+    """Node rootfs + our units, entrypoint, configs, manifests, and hyperkube as kubectl (kubelet
+    and kubeadm link to it: a real file, so `docker cp` of /usr/bin/kubectl gets a binary)."""
     tag = f"stageproof/kind-node-base:{v.kubernetes}"
-    files = {f"bin/{name}": k8s_bin / name for name in ("kubeadm", "kubelet", "kubectl")}
-    files["bin/crictl"] = crictl
+    files = {"bin/kubectl": hyperkube, "bin/crictl": crictl}
     for manifest in ("default-cni.yaml", "default-storage.yaml"):
         files[f"files/kind/manifests/{manifest}"] = RECIPE_DIR / "node" / "manifests" / manifest
     substitutions = {

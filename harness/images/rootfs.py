@@ -28,13 +28,17 @@ def ensure_rootfs_image(
     variant: str = "minbase",
     changes: Sequence[str] = (),
     extra_label: str = "",
+    remove: Sequence[str] = (),
 ) -> str:
     """Build `tag` from `debootstrap --variant=<variant> --include=<include> <suite>` unless current.
 
     `changes` are Dockerfile instructions for `docker import --change` (ENV, ENTRYPOINT, ...).
+    `remove`: glob patterns (relative to the root) of files the image does not need, deleted
+    before the import (a later layer's `rm` would only hide them, not make the image smaller).
     """
     # Prefixed: a bare "" would be read by recipe_hash as the path "." and hash the whole cwd.
-    recipe = recipe_hash("rootfs-v1", suite, variant, *sorted(include), *changes, f"label:{extra_label}")
+    recipe = recipe_hash("rootfs-v2", suite, variant, *sorted(include), *changes, f"label:{extra_label}",
+                         *(f"remove:{pattern}" for pattern in remove))
     if image_is_current(tag, recipe):
         log.info("image %s is current (recipe %s)", tag, recipe)
         return tag
@@ -46,7 +50,7 @@ def ensure_rootfs_image(
         if include:
             cmd.append("--include=" + ",".join(include))
         run([*cmd, suite, str(rootfs)])
-        _trim(rootfs)
+        _trim(rootfs, remove)
         args = ["docker", "import", "--change", f"LABEL {RECIPE_LABEL}={recipe}"]
         for change in changes:
             args += ["--change", change]
@@ -58,13 +62,18 @@ def ensure_rootfs_image(
     return tag
 
 
-def _trim(rootfs: Path) -> None:
-    """Drop apt caches and docs: they only make the image bigger."""
-    for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
-        target = rootfs / sub
-        if target.is_dir():
-            for child in target.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+#: emptied in every base: apt's caches, docs and message translations (no program needs them;
+#: images run with LANG=C.UTF-8, whose locale is built into glibc)
+TRIMMED = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
+           "usr/share/locale", "usr/share/lintian")
+
+
+def _trim(rootfs: Path, remove: Sequence[str] = ()) -> None:
+    """Empty TRIMMED and delete what `remove` matches: they only make the image bigger."""
+    targets = [child for sub in TRIMMED if (rootfs / sub).is_dir() for child in (rootfs / sub).iterdir()]
+    targets += [path for pattern in remove for path in rootfs.glob(pattern.lstrip("/"))]
+    for target in targets:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
