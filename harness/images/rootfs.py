@@ -77,3 +77,13 @@ def _trim(rootfs: Path, remove: Sequence[str] = ()) -> None:
             shutil.rmtree(target, ignore_errors=True)
         else:
             target.unlink(missing_ok=True)
+
+
+MINIMAL_BASE = "stageproof/base-minimal:bookworm"
+MINIMAL_CHANGES = ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8")
+
+
+def ensure_minimal_base(tag: str = MINIMAL_BASE, *, suite: str = "bookworm") -> str:
+    """Debian's minbase with nothing added (no Python, unlike the python stand-in's base): the
+    base of images that bring their own packages, like the database stand-in (mysql-compat)."""
+    return ensure_rootfs_image(tag, suite=suite, changes=MINIMAL_CHANGES)
