@@ -174,9 +174,10 @@ def ensure_component_images(v: Versions, toolbox: str, hyperkube: Path, tools: d
 
 
 def ensure_kube_images(v: Versions, hyperkube: Path, toolbox: str) -> list[str]:
-    """The control plane, kube-proxy (on the toolbox) and the CNI agent (its kubectl): each holds
-    the same hyperkube layer, which the node's containerd then stores once."""
-    recipe = recipe_hash("kube-images-v1", hyperkube, IMAGES_DIR, f"toolbox={base_id(toolbox)}")
+    """The control plane, kube-proxy and the CNI agent (its kubectl): toolbox + hyperkube + a small
+    layer each. One chain of layers for all five: the node's containerd stores and unpacks the
+    hyperkube layer once (the control plane needs no Debian userland, but it costs nothing there)."""
+    recipe = recipe_hash("kube-images-v2", hyperkube, IMAGES_DIR, f"toolbox={base_id(toolbox)}")
     refs = {name: f"registry.k8s.io/{name}:{v.kubernetes}" for name in (*CONTROL_PLANE, "kube-proxy")}
     refs["cni"] = cni_image(v)
     if all(image_is_current(ref, recipe) for ref in refs.values()):
@@ -184,10 +185,10 @@ def ensure_kube_images(v: Versions, hyperkube: Path, toolbox: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="stageproof-kube-images-") as tmp:
         work = Path(tmp)
         hyper = write_layer(work / "hyperkube.tar", [Entry(HYPERKUBE_PATH, source=hyperkube)])
-        for name in CONTROL_PLANE:
-            link = write_layer(work / f"{name}.tar", [Entry(f"/usr/local/bin/{name}", link="hyperkube")], dirs=["tmp"])
-            load_image(refs[name], [hyper, link], Config(), recipe=recipe)
         debian = saved_layers(toolbox, work)
+        for name in CONTROL_PLANE:
+            link = write_layer(work / f"{name}.tar", [Entry(f"/usr/local/bin/{name}", link="hyperkube")])
+            load_image(refs[name], [*debian, hyper, link], Config(), recipe=recipe)
         proxy, cni = IMAGES_DIR / "kube-proxy", IMAGES_DIR / "cni"
         proxy_layer = write_layer(work / "kube-proxy.tar", [
             Entry("/usr/local/bin/kube-proxy", source=proxy / "kube-proxy-wrapper"),

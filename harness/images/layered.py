@@ -132,3 +132,14 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def has_whiteouts(image: str) -> bool:
+    """True when a layer of local `image` deletes something (`.wh.` entries): such an image is not
+    unpacked into a node image (Docker would read the unpacked whiteouts as its own)."""
+    with tempfile.TemporaryDirectory(prefix="stageproof-whiteouts-") as tmp:
+        for layer in saved_layers(image, Path(tmp)):
+            with tarfile.open(layer) as tar:
+                if any(Path(member.name).name.startswith(".wh.") for member in tar):
+                    return True
+    return False

@@ -66,12 +66,16 @@ def ensure_rootfs_image(
 #: images run with LANG=C.UTF-8, whose locale is built into glibc)
 TRIMMED = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
            "usr/share/locale", "usr/share/lintian")
+#: deleted from every base: Python bytecode (the official python images ship none either; an
+#: app's own Dockerfile compiles what it wants) and glibc's iconv modules (9 MB; Python's codecs
+#: and the programs here do not use iconv, whose UTF-8/UTF-16/Latin-1 conversions are built in)
+PRUNED = ("usr/lib/python3*/**/__pycache__", "usr/lib/x86_64-linux-gnu/gconv")
 
 
 def _trim(rootfs: Path, remove: Sequence[str] = ()) -> None:
-    """Empty TRIMMED and delete what `remove` matches: they only make the image bigger."""
+    """Empty TRIMMED and delete what PRUNED and `remove` match: they only make the image bigger."""
     targets = [child for sub in TRIMMED if (rootfs / sub).is_dir() for child in (rootfs / sub).iterdir()]
-    targets += [path for pattern in remove for path in rootfs.glob(pattern.lstrip("/"))]
+    targets += [path for pattern in (*PRUNED, *remove) for path in rootfs.glob(pattern.lstrip("/"))]
     for target in targets:
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target, ignore_errors=True)
