@@ -24,7 +24,7 @@ from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageUnavailable
 from harness.images.docker import RECIPE_LABEL, image_is_current
-from harness.images.kind_node_go import ensure_k8s_binaries, ensure_tool_binaries, go_version
+from harness.images.kind_node_go import HYPERKUBE, ensure_k8s_binaries, ensure_tool_binaries, go_version
 from harness.images.kind_node_images import (
     cni_image,
     ensure_built_image,
@@ -33,6 +33,7 @@ from harness.images.kind_node_images import (
     ensure_toolbox,
 )
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, load_versions, note, step
+from harness.images.layered import has_whiteouts
 
 NODE_ENTRYPOINT = 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]'
 
@@ -64,7 +65,7 @@ def _build_lock() -> Iterator[None]:
 
 def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:
     """The build proper: every step below is cached on its own, the node image by its label."""
-    recipe = recipe_hash("kind-node-v1", RECIPE_DIR, f"go={go_version()}")
+    recipe = recipe_hash("kind-node-v2", RECIPE_DIR, f"go={go_version()}")
     if not force and image_is_current(v.node_image, recipe):
         note(f"{v.node_image} is current (recipe {recipe}); nothing to build")
         return v.node_image
@@ -74,8 +75,8 @@ def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:
         k8s_bin = ensure_k8s_binaries(v)
         tools = ensure_tool_binaries(v)
         toolbox, rootfs = debootstrapped.result()
-    images = ensure_component_images(v, toolbox, k8s_bin, tools)
-    base = ensure_node_base(v, rootfs, k8s_bin, tools["crictl"])
+    images = ensure_component_images(v, toolbox, k8s_bin / HYPERKUBE, tools)
+    base = ensure_node_base(v, rootfs, k8s_bin / HYPERKUBE, tools["crictl"])
     with step("node-image", f"import {len(images)} images into the node's containerd, commit {v.node_image}"):
         assemble_node(base, images, v.node_image, recipe)
     note(f"built {v.node_image} in {time.monotonic() - started:.1f}s")
@@ -103,11 +104,11 @@ def ensure_kind_cli(v: Versions) -> str:
     return kind
 
 
-def ensure_node_base(v: Versions, rootfs: str, k8s_bin: Path, crictl: Path) -> str:
-    """Node rootfs + our units, entrypoint, configs, manifests and the kubeadm/kubelet/kubectl binaries."""
+def ensure_node_base(v: Versions, rootfs: str, hyperkube: Path, crictl: Path) -> str:
+    """Node rootfs + our units, entrypoint, configs, manifests, and hyperkube as kubectl (kubelet
+    and kubeadm link to it: a real file, so `docker cp` of /usr/bin/kubectl gets a binary)."""
     tag = f"stageproof/kind-node-base:{v.kubernetes}"
-    files = {f"bin/{name}": k8s_bin / name for name in ("kubeadm", "kubelet", "kubectl")}
-    files["bin/crictl"] = crictl
+    files = {"bin/kubectl": hyperkube, "bin/crictl": crictl}
     for manifest in ("default-cni.yaml", "default-storage.yaml"):
         files[f"files/kind/manifests/{manifest}"] = RECIPE_DIR / "node" / "manifests" / manifest
     substitutions = {
@@ -121,25 +122,51 @@ def ensure_node_base(v: Versions, rootfs: str, k8s_bin: Path, crictl: Path) -> s
         return ensure_built_image(tag, RECIPE_DIR / "node", rootfs, files, substitutions)
 
 
-def assemble_node(base: str, images: list[str], tag: str, recipe: str) -> None:
-    """Run `base`, import `images` into its containerd (pinned, not unpacked), commit as `tag`."""
+#: where the build container's containerd keeps its state while unpacking: a volume, because the
+#: overlayfs snapshotter cannot work on the container's own overlay root
+BUILD_ROOT = "/mnt/containerd-build"
+
+
+def assemble_node(base: str, images: list[str], tag: str, recipe: str, *, unpack: bool = True) -> None:
+    """Run `base`, import `images` into its containerd (pinned), commit as `tag`.
+
+    `unpack`: images whose layers hold no whiteouts go in unpacked (snapshots, layer blobs
+    discarded), so a node starts their containers with no unpacking: on a busy machine that was
+    most of the time a node took to become Ready. The others (and all, without `unpack`) go in as
+    layer blobs, unpacked by each node when it first runs them. (Docker would read an unpacked
+    whiteout in the committed node as its own, so those are never unpacked here.)
+    """
     name = f"stageproof-kind-node-build-{uuid.uuid4().hex[:8]}"
+    flat = [ref for ref in images if unpack and not has_whiteouts(ref)]
+    layered = [ref for ref in images if ref not in flat]
     with tempfile.TemporaryDirectory(prefix="stageproof-kind-node-") as tmp:
-        archive = Path(tmp) / "images.tar"
-        run(["docker", "save", "-o", str(archive), *images])
-        run(["docker", "run", "-d", "--name", name, "--entrypoint", "sleep", base, "infinity"])
+        archives = {group: Path(tmp) / f"{group}.tar" for group, refs in (("flat", flat), ("layered", layered)) if refs}
+        for group, archive in archives.items():
+            run(["docker", "save", "-o", str(archive), *(flat if group == "flat" else layered)])
+        # privileged + a volume: only for the overlayfs snapshotter, and only while importing
+        run(["docker", "run", "-d", "--name", name, "--entrypoint", "sleep", *(["--privileged", "--mount",
+             f"type=volume,dst={BUILD_ROOT}"] if flat else []), base, "infinity"])
         try:
-            run(["docker", "cp", str(archive), f"{name}:/kind/images.tar"])
-            _import_images(name, images)
+            for group, archive in archives.items():
+                run(["docker", "cp", str(archive), f"{name}:/kind/{group}.tar"])
+            _import_images(name, flat, layered)
             run(["docker", "commit", "--change", NODE_ENTRYPOINT, "--change", f"LABEL {RECIPE_LABEL}={recipe}",
                  name, tag])
         finally:
-            run(["docker", "rm", "-f", name], check=False)
+            run(["docker", "rm", "-f", "-v", name], check=False)
 
 
-def _import_images(container: str, images: list[str]) -> None:
-    """Start containerd in the build container just long enough to import the archive."""
-    run(["docker", "exec", "-d", container, "sh", "-c", "containerd >/var/log/containerd-build.log 2>&1"])
+def _import_images(container: str, flat: list[str], layered: list[str]) -> None:
+    """Start containerd in the build container just long enough to import the archives.
+
+    With `flat` images, containerd runs on BUILD_ROOT (a copy of the node's state, so images
+    already in `base` stay), and what changed is copied back (`cp -u`: unchanged files stay in
+    the base's layer instead of being copied into the new one)."""
+    if flat:
+        run(["docker", "exec", container, "sh", "-c",
+             f"mkdir -p /var/lib/containerd && cp -a /var/lib/containerd/. {BUILD_ROOT}/"])
+    root = f"--root {BUILD_ROOT}" if flat else ""
+    run(["docker", "exec", "-d", container, "sh", "-c", f"containerd {root} >/var/log/containerd-build.log 2>&1"])
 
     def ready() -> None:
         if run(["docker", "exec", container, "ctr", "version"], check=False).returncode != 0:
@@ -147,16 +174,22 @@ def _import_images(container: str, images: list[str]) -> None:
 
     wait_until(ready, what="containerd in the node build container", timeout=60)
     ctr = ["docker", "exec", container, "ctr", "--namespace=k8s.io", "images"]
-    run([*ctr, "import", "--all-platforms", "--no-unpack", "--digests", "/kind/images.tar"])
+    if flat:
+        run([*ctr, "import", "--all-platforms", "--digests", "--snapshotter=overlayfs", "--discard-unpacked-layers",
+             "/kind/flat.tar"])
+    if layered:
+        run([*ctr, "import", "--all-platforms", "--no-unpack", "--digests", "/kind/layered.tar"])
+    images = [*flat, *layered]
     listed = set(run([*ctr, "list", "-q"]).stdout.split())
     missing = [ref for ref in images if _normalized(ref) not in listed]
     if missing:
         raise StageUnavailable(f"images missing from the node's containerd after import: {missing}")
     for ref in images:  # pinned: kubelet's image garbage collection never removes them
         run([*ctr, "label", _normalized(ref), "io.cri-containerd.pinned=pinned"])
+    keep = f"cp -a -u {BUILD_ROOT}/. /var/lib/containerd/" if flat else "true"
     run(["docker", "exec", container, "sh", "-c",
-         "kill $(pidof containerd); while pidof containerd >/dev/null; do sleep 0.2; done; "
-         "rm -f /kind/images.tar /var/log/containerd-build.log"])
+         f"kill $(pidof containerd); while pidof containerd >/dev/null; do sleep 0.2; done; {keep} && "
+         "rm -f /kind/flat.tar /kind/layered.tar /var/log/containerd-build.log"])
 
 
 def _normalized(ref: str) -> str:

@@ -20,10 +20,14 @@ from harness.core.cache import recipe_hash
 from harness.core.run import run
 from harness.images.docker import RECIPE_LABEL, image_is_current
 from harness.images.kind_node_recipe import RECIPE_DIR, Versions, note, step
+from harness.images.layered import Config, Entry, load_image, saved_layers, write_layer
 from harness.images.rootfs import ensure_rootfs_image
 
 IMAGES_DIR = RECIPE_DIR / "images"
 PATH_ENV = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+#: where the one Kubernetes binary sits in the control-plane, kube-proxy and CNI images
+HYPERKUBE_PATH = "/usr/local/bin/hyperkube"
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,13 @@ def ensure_node_rootfs(v: Versions) -> str:
     """The node's Debian userland: systemd, containerd, runc, CNI plugins, iptables."""
     tag = f"stageproof/kind-node-rootfs:{v.node_suite}"
     with step("node-rootfs", f"debootstrap {v.node_suite} node rootfs {tag}"):
-        return ensure_rootfs_image(tag, suite=v.node_suite, include=v.node_packages, changes=[PATH_ENV])
+        return ensure_rootfs_image(tag, suite=v.node_suite, include=v.node_packages, changes=[PATH_ENV],
+                                   remove=v.node_remove)
 
 
-def static_images(v: Versions, k8s_bin: Path, tools: dict[str, Path]) -> list[StaticImage]:
-    """Control plane, etcd, CoreDNS, pause, provisioner: named as kubeadm and our manifests expect."""
-    control_plane = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+def static_images(v: Versions, tools: dict[str, Path]) -> list[StaticImage]:
+    """etcd, CoreDNS, pause, provisioner: named as kubeadm and our manifests expect."""
     return [
-        *(StaticImage(f"registry.k8s.io/{name}:{v.kubernetes}", k8s_bin / name, f"/usr/local/bin/{name}")
-          for name in control_plane),
         StaticImage(f"registry.k8s.io/etcd:{v.etcd_image_tag}", tools["etcd"], "/usr/local/bin/etcd"),
         StaticImage(f"registry.k8s.io/coredns/coredns:{v.coredns}", tools["coredns"], "/coredns",
                     entrypoint="/coredns"),
@@ -161,16 +163,44 @@ def base_id(image: str) -> str:
     return run(["docker", "image", "inspect", "--format", "{{.Id}}", image]).stdout.strip()
 
 
-def ensure_component_images(v: Versions, toolbox: str, k8s_bin: Path, tools: dict[str, Path]) -> list[str]:
+def ensure_component_images(v: Versions, toolbox: str, hyperkube: Path, tools: dict[str, Path]) -> list[str]:
     """Every image the node's containerd must hold (`toolbox` is their Debian base); returns references."""
     with step("component-images", "control plane, etcd, CoreDNS, pause, provisioner, kube-proxy, CNI agent"):
-        refs = [ensure_static_image(image) for image in static_images(v, k8s_bin, tools)]
-        refs.append(ensure_built_image(f"registry.k8s.io/kube-proxy:{v.kubernetes}", IMAGES_DIR / "kube-proxy", toolbox,
-                                       {"kube-proxy": k8s_bin / "kube-proxy"}))
-        refs.append(ensure_built_image(cni_image(v), IMAGES_DIR / "cni", toolbox, {"kubectl": k8s_bin / "kubectl"}))
+        refs = ensure_kube_images(v, hyperkube, toolbox)
+        refs += [ensure_static_image(image) for image in static_images(v, tools)]
         refs.append(toolbox)
     note("component images: " + ", ".join(refs))
     return refs
+
+
+def ensure_kube_images(v: Versions, hyperkube: Path, toolbox: str) -> list[str]:
+    """The control plane, kube-proxy and the CNI agent (its kubectl): toolbox + hyperkube + a small
+    layer each. One chain of layers for all five: the node's containerd stores and unpacks the
+    hyperkube layer once (the control plane needs no Debian userland, but it costs nothing there)."""
+    recipe = recipe_hash("kube-images-v2", hyperkube, IMAGES_DIR, f"toolbox={base_id(toolbox)}")
+    refs = {name: f"registry.k8s.io/{name}:{v.kubernetes}" for name in (*CONTROL_PLANE, "kube-proxy")}
+    refs["cni"] = cni_image(v)
+    if all(image_is_current(ref, recipe) for ref in refs.values()):
+        return list(refs.values())
+    with tempfile.TemporaryDirectory(prefix="stageproof-kube-images-") as tmp:
+        work = Path(tmp)
+        hyper = write_layer(work / "hyperkube.tar", [Entry(HYPERKUBE_PATH, source=hyperkube)])
+        debian = saved_layers(toolbox, work)
+        for name in CONTROL_PLANE:
+            link = write_layer(work / f"{name}.tar", [Entry(f"/usr/local/bin/{name}", link="hyperkube")])
+            load_image(refs[name], [*debian, hyper, link], Config(), recipe=recipe)
+        proxy, cni = IMAGES_DIR / "kube-proxy", IMAGES_DIR / "cni"
+        proxy_layer = write_layer(work / "kube-proxy.tar", [
+            Entry("/usr/local/bin/kube-proxy", source=proxy / "kube-proxy-wrapper"),
+            Entry("/usr/local/bin/iptables-backend", source=proxy / "iptables-backend")])
+        load_image(refs["kube-proxy"], [*debian, hyper, proxy_layer], Config(), recipe=recipe)
+        cni_layer = write_layer(work / "cni.tar", [
+            Entry("/usr/local/bin/cni-agent", source=cni / "cni-agent"),
+            Entry("/usr/local/bin/iptables-backend", source=cni / "iptables-backend"),
+            Entry("/usr/local/bin/kubectl", link="hyperkube")])
+        load_image(refs["cni"], [*debian, hyper, cni_layer], Config(entrypoint=("/usr/local/bin/cni-agent",)),
+                   recipe=recipe)
+    return list(refs.values())
 
 
 def cni_image(v: Versions) -> str:

@@ -39,6 +39,7 @@ class Versions:
     node_suite: str
     toolbox_suite: str
     node_packages: tuple[str, ...]
+    node_remove: tuple[str, ...]
     toolbox_packages: tuple[str, ...]
     etcd: str
     etcd_image_tag: str
@@ -69,6 +70,7 @@ def load_versions() -> Versions:
         node_suite=debian["node_suite"],
         toolbox_suite=debian["toolbox_suite"],
         node_packages=tuple(debian["node_packages"]),
+        node_remove=tuple(debian.get("node_remove", ())),
         toolbox_packages=tuple(debian["toolbox_packages"]),
         etcd=raw["etcd"]["version"],
         etcd_image_tag=raw["etcd"]["image_tag"],
