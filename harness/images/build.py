@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import SUBSTITUTE_KINDS, AppImage, ImageSettings, Settings
+from harness.core.cache import cache_dir
 from harness.core.release import current_release
 from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
@@ -25,7 +26,8 @@ from harness.images import say, step
 from harness.images.change import changed_context
 from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
 from harness.images.stand_in_refusal import raise_if_refused
-from harness.images.substitutes import INHERITED_LABELS, auto_kind, ensure_substitutes
+from harness.images.substitutes import BASE, INHERITED_LABELS, auto_kind, ensure_substitutes
+from harness.images.wheel_server import wheel_server
 
 PULL_TIMEOUT = 300.0
 #: what pip prints in a substitute when the wheel pool lacks a package
@@ -66,8 +68,8 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
     airgap = use_airgap(images, database=database)
     say(f"{'air-gapped' if airgap else 'registry'} mode, release {release}")
     substitutes: dict[str, str] = {}
+    wanted = stand_ins_needed(images, database, engine=settings.database.engine_name) if airgap else {}
     if airgap:
-        wanted = stand_ins_needed(images, database, engine=settings.database.engine_name)
         substitutes = ensure_substitutes(wanted, requirements=images.app.requirements, force=force)
         for ref, description in substitutes.items():
             say(f"substitute: {ref} <- {description}")
@@ -75,7 +77,8 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
         _pull_missing([database, *images.substitute])
     with step(f"app image from {images.app.dockerfile}"):
         try:
-            app = build_app_image(images.app, release=release, force=force, clear=INHERITED_LABELS if airgap else ())
+            app = build_app_image(images.app, release=release, force=force, clear=INHERITED_LABELS if airgap else (),
+                                  wheels="python" in wanted.values())
         except CommandFailed as err:
             if airgap:
                 raise_if_refused(err, dockerfile=images.app.dockerfile)
@@ -110,30 +113,42 @@ def use_airgap(images: ImageSettings, *, database: str | None = None) -> bool:
     return False
 
 
-def build_app_image(spec: AppImage, *, release: str, force: bool = False, clear: Sequence[str] = ()) -> str:
+def build_app_image(spec: AppImage, *, release: str, force: bool = False, clear: Sequence[str] = (),
+                    wheels: bool = False) -> str:
     """`docker build` of the team's Dockerfile and context, as `<tag>:<release tag>`.
 
     `clear`: labels the image would inherit from a substitute base, set empty (Docker cannot
-    drop an inherited label) so the app image never claims to be a substitute.
+    drop an inherited label) so the app image never claims to be a substitute. `wheels`: the
+    python stand-in is in the build: the host's wheel pool is served to it meanwhile.
     """
     tag = f"{spec.tag}:{release_tag(release)}"
     labels = {**dict.fromkeys(clear, ""),
               "org.opencontainers.image.revision": release, "io.stageproof.release": release}
-    return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
-                       args={"RELEASE_ID": release})
+    if not wheels:
+        return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
+                           args={"RELEASE_ID": release})
+    with wheel_server(cache_dir("wheels", "pool"), image=BASE) as server:
+        return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
+                           args={"RELEASE_ID": release}, extra=server.build_options)
 
 
 def build_release_image(spec: AppImage, *, release: str, patch: Path | None = None) -> str:
     """A new release of the app as a new image tag, the team's build unchanged, or (`patch`) with a
     code change applied to a temporary copy of its build context (harness/images/change.py)."""
     if patch is None:
-        return build_app_image(spec, release=release, clear=INHERITED_LABELS)
+        return build_app_image(spec, release=release, clear=INHERITED_LABELS, wheels=_python_base(spec))
     with tempfile.TemporaryDirectory(prefix="stageproof-change-") as tmp:
         context = changed_context(spec.context, patch, Path(tmp), dockerfile=spec.dockerfile)
         inside = spec.dockerfile.is_relative_to(spec.context)
         dockerfile = context / spec.dockerfile.relative_to(spec.context) if inside else spec.dockerfile
         changed = spec.model_copy(update={"context": context, "dockerfile": dockerfile})
-        return build_app_image(changed, release=release, clear=INHERITED_LABELS)
+        return build_app_image(changed, release=release, clear=INHERITED_LABELS, wheels=_python_base(spec))
+
+
+def _python_base(spec: AppImage) -> bool:
+    """The app builds on a python stand-in here (then its wheels are served to the build)."""
+    return any((image_labels(ref) or {}).get(SUBSTITUTE_LABEL) and ref.split("/")[-1].startswith("python")
+               for ref in base_images(spec.dockerfile))
 
 
 def release_tag(release: str) -> str:

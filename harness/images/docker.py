@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.core.run import run
@@ -45,7 +45,7 @@ def image_id(ref: str) -> str | None:
 
 def build_image(tag: str, *, context: Path | None, dockerfile: Path | None = None, dockerfile_text: str = "",
                 labels: Mapping[str, str] | None = None, args: Mapping[str, str] | None = None,
-                no_cache: bool = False, timeout: float = BUILD_TIMEOUT) -> str:
+                no_cache: bool = False, timeout: float = BUILD_TIMEOUT, extra: Sequence[str] = ()) -> str:
     """`docker build` (the legacy builder never pulls an image that is here); returns `tag`.
 
     With `context=None` the Dockerfile is `dockerfile_text`, sent on stdin without a context.
@@ -57,6 +57,7 @@ def build_image(tag: str, *, context: Path | None, dockerfile: Path | None = Non
     options: list[str] = ["--force-rm", "--tag", tag, *(["--no-cache"] if no_cache else [])]
     options += [part for name, value in (labels or {}).items() for part in ("--label", f"{name}={value}")]
     options += [part for name, value in (args or {}).items() for part in ("--build-arg", f"{name}={value}")]
+    options += list(extra)  # e.g. the wheel server's `--network`
     if context is None:
         argv, stdin = ["docker", "build", *options, "-"], dockerfile_text
     else:

@@ -21,9 +21,10 @@ from harness.core.cache import recipe_hash
 from harness.errors import ConfigError
 from harness.images import docker, say, step
 from harness.images.docker import RECIPE_LABEL, SUBSTITUTE_LABEL, build_image, image_id, untag_others
-from harness.images.rootfs import ensure_rootfs_image
+from harness.images.rootfs import ensure_minimal_base, ensure_rootfs_image
 from harness.images.stand_in_refs import debian_suite, kind_for, ref_lines
-from harness.images.wheels import add_to_pool, ensure_wheelhouse, link_or_copy, pool_wheels
+from harness.images.wheel_server import WHEELS_HOST, WHEELS_URL
+from harness.images.wheels import add_to_pool, ensure_wheelhouse, pool_wheels
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 BASE = "stageproof/base:bookworm"
@@ -84,7 +85,8 @@ def build_substitute(kind: str, ref: str, *, requirements: Path | None, force: b
     if kind == "python" and requirements is not None:
         return _python(_base(), requirements, force=force)
     if kind == "mysql":
-        return _mysql(_base(), force=force)
+        with step("minimal base image (debootstrap bookworm minbase)"):
+            return _mysql(ensure_minimal_base(), force=force)
     if kind == "postgres":
         from harness.images.stand_in_postgres import build_postgres_substitute
 
@@ -123,24 +125,24 @@ def _mysql(base: str, *, force: bool) -> Substitute:
 
 
 def _python(base: str, requirements: Path, *, force: bool) -> Substitute:
-    """Debian's python3 + pip, resolving offline from the shared wheel pool (keyed by its names)."""
+    """Debian's python3 + pip whose pip resolves offline from the shared wheel pool, served to each
+    app build over HTTP (harness/images/wheel_server.py): the stand-in holds no wheel, so a new
+    wheel in the pool never makes a new stand-in (nor stale app layers)."""
     with step(f"wheelhouse for {requirements}"):
         pool = add_to_pool(ensure_wheelhouse(requirements))
-    wheels = pool_wheels(pool)
     recipe_dir = RECIPES / "python-compat"
-    recipe = recipe_hash("python-substitute-v1", recipe_dir, f"base:{image_id(base)}", *(w.name for w in wheels))
+    recipe = recipe_hash("python-substitute-v2", recipe_dir, f"base:{image_id(base)}", WHEELS_URL)
     tag = f"stageproof/substitute-python:{recipe}"
     if force or image_id(tag) is None:
         with tempfile.TemporaryDirectory(prefix="stageproof-python-substitute-") as tmp:
             context = Path(tmp)
             shutil.copytree(recipe_dir, context, dirs_exist_ok=True)
-            (context / "wheels").mkdir()
-            for wheel in wheels:
-                link_or_copy(wheel, context / "wheels" / wheel.name)
-            build_image(tag, context=context, no_cache=force,
-                        labels={RECIPE_LABEL: recipe, KIND_LABEL: "python"}, args={"BASE_IMAGE": base})
+            (context / "wheels").mkdir(exist_ok=True)
+            build_image(tag, context=context, no_cache=force, labels={RECIPE_LABEL: recipe, KIND_LABEL: "python"},
+                        args={"BASE_IMAGE": base, "FIND_LINKS": WHEELS_URL, "TRUSTED_HOST": WHEELS_HOST})
     untag_others("stageproof/substitute-python", keep=tag)
-    return Substitute(tag, f"{tag} (Debian bookworm python3 + pip + host wheelhouse, {len(wheels)} wheels)")
+    return Substitute(tag, f"{tag} (Debian bookworm python3 + pip; the host's wheelhouse served at {WHEELS_URL} "
+                           f"while an app builds, {len(pool_wheels(pool))} wheels)")
 
 
 def stand_in(ref: str, substitute: str) -> str:

@@ -115,6 +115,7 @@ class FakeBuilds:
         self.tagged: list[str] = []
         monkeypatch.setattr(docker, "image_labels", lambda ref: images.get(ref))
         monkeypatch.setattr(substitutes, "ensure_rootfs_image", self._base)
+        monkeypatch.setattr(substitutes, "ensure_minimal_base", lambda: self._base("minimal-base"))
         monkeypatch.setattr(substitutes, "_python", lambda base, req, force: self._built("python"))
         monkeypatch.setattr(substitutes, "_mysql", lambda base, force: self._built("mysql"))
         monkeypatch.setattr(substitutes, "stand_in", lambda ref, image: self.tagged.append(ref))
@@ -134,7 +135,7 @@ def test_a_real_upstream_image_is_used_and_never_overwritten(monkeypatch: pytest
     result = ensure_substitutes({"mysql:8.4": "mysql", "mysql:8.0": "mysql", "python:3.11-slim": "python"},
                                 requirements=ROOT / "app" / "requirements.txt")
     assert fake.tagged == ["mysql:8.0", "python:3.11-slim"]  # our old stand-in is refreshed, the real one kept
-    assert fake.built == [substitutes.BASE, "mysql", substitutes.BASE, "python"]  # one per kind (the base: cached)
+    assert fake.built == ["minimal-base", "mysql", substitutes.BASE, "python"]  # one per kind, each on its base
     assert "real image" in result["mysql:8.4"] and result["mysql:8.0"] == "mysql stand-in"
 
 
