@@ -126,9 +126,6 @@ class Bringup:
         pulled = sorted(ref for ref in run_by_them if ref not in needed and manifests.image_name(ref) != app_name)
         if pulled and ours:
             say(f"[stageproof] k8s: not loaded (its nodes must pull them): {', '.join(pulled)}")
-        if ours:
-            with self._step("add-on images (build or cache)"):
-                needed += addons.images()
         with self._step("deliver images"):
             self.provider.deliver(needed)
         self._record(self.provider.timings)

@@ -261,9 +261,18 @@ class KindCluster:
             raise NotYet(f"node containers {', '.join(names)} still there: {proc.stderr.strip()[-200:]}")
 
     def load_images(self, names: Sequence[str]) -> None:
-        """Copy local Docker images into every node (`kind load docker-image`)."""
+        """Copy local Docker images into the nodes that run pods (`kind load docker-image`): the
+        workers when there are any (the control plane is tainted NoSchedule then), else every node."""
         if names:
-            run(["kind", "load", "docker-image", "--name", self.name, *names], env=self._env())
+            workers = self.worker_nodes()
+            nodes = ["--nodes", ",".join(workers)] if workers else []
+            run(["kind", "load", "docker-image", "--name", self.name, *nodes, *names], env=self._env())
+
+    def worker_nodes(self) -> list[str]:
+        """The node containers of role worker."""
+        proc = run(["docker", "ps", "-a", "--filter", f"label={CLUSTER_LABEL}={self.name}",
+                    "--filter", "label=io.x-k8s.kind.role=worker", "--format", "{{.Names}}"])
+        return sorted(proc.stdout.split())
 
     def node_containers(self) -> list[str]:
         """Names of this cluster's node containers (running or not)."""

@@ -60,6 +60,10 @@ class KindProvider(ClusterProvider):
                 self.timings["cluster create"] = self._cluster.create()
             else:
                 self.timings["cluster reused"] = 0.0
+            if registry_mode(self.settings) is not None:  # the pulled node image holds no add-ons: load them
+                from harness.k8s import addons
+
+                self._cluster.load_images(addons.images())
             kubectl = Kubectl(str(self._cluster.kubectl()), self._cluster.kubeconfig)
             name = self.spec.cluster
             return ClusterAccess(name, kubectl, f"http://{host_port(name, self.spec.node_port)}",
@@ -138,8 +142,11 @@ class KindProvider(ClusterProvider):
             return f"{registry}/{kind_node_name(load_versions().kubernetes)}"  # Docker on this machine pulls it
         if self.settings.images is not None and not use_airgap(self.settings.images):
             return ""
+        from harness.images.kind_node_preload import ensure_node_image_with
+        from harness.k8s import addons
+
         started = time.monotonic()
-        image = ensure_kind_node_image()
+        image = ensure_node_image_with(addons.images(), base=ensure_kind_node_image())  # the add-ons go in once
         self.timings["kind node image (build or cache)"] = time.monotonic() - started
         return image
 
