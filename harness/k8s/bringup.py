@@ -22,6 +22,7 @@ from harness.k8s import addons, manifests, namespace
 from harness.k8s.api import Api, connect
 from harness.k8s.deployed import Deployed
 from harness.k8s.providers import ClusterAccess, ClusterProvider, registry_mode
+from harness.k8s.web_env import env_notes
 
 
 @dataclass
@@ -55,6 +56,9 @@ class Bringup:
         say(f"[stageproof] k8s: {summary[0]}")
         with self._step("render the manifests"):
             theirs = manifests.render_theirs(access.kubectl, self.settings)
+        for note in env_notes(theirs, self.settings, self.release):
+            say(f"[stageproof] k8s: {note}")
+            summary.append(note)
         ours = self.provider.info().ours
         self.deployed = Deployed(self.settings, self.api, access.kubectl, theirs, self.run_id, self.release,
                                  image=app_image, ingress_class=addons.INGRESS_CLASS if ours else None)
