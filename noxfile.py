@@ -21,7 +21,8 @@ nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "
                          "leaks", "external", "diff"]
 #: the sessions that share stageproof's kind cluster keep it for the next (stages.k8s.reuse)
 SHARED_CLUSTER = {"STAGEPROOF_K8S_REUSE": "true"}
-CONFIGS = ("stageproof.toml", "examples/guestbook/stageproof.toml", "examples/notes/stageproof.toml")
+CONFIGS = ("stageproof.toml", "examples/guestbook/stageproof.toml", "examples/notes/stageproof.toml",
+           "tests/fixtures/two-tier/stageproof.toml")
 
 PYTHON = "3.11"
 
@@ -200,8 +201,10 @@ def kind_node(session: nox.Session) -> None:
     session.run("stageproof", "images", "kind-node", *session.posargs)
 
 
-EXAMPLES = {"guestbook": ("local-mysql", "docker", "compose", "k8s"),
-            "notes": ("local-postgres", "docker", "compose", "k8s")}
+#: apps that are not ours -> (their config, the stages that apply); two-tier is a team's first hour
+EXAMPLES = {"guestbook": ("examples/guestbook", ("local-mysql", "docker", "compose", "k8s")),
+            "notes": ("examples/notes", ("local-postgres", "docker", "compose", "k8s")),
+            "two-tier": ("tests/fixtures/two-tier", ("local-mysql", "compose"))}
 
 
 @nox.session(python=PYTHON, tags=["slow", "containers", "cluster"])
@@ -210,8 +213,9 @@ def examples(session: nox.Session, example: str) -> None:
     """An app that is not ours, validated through its config alone: `stageproof --config ... test` at
     every stage that applies to it (`-- docker` picks stages), on the k8s session's cluster."""
     _install(session)
-    config = f"examples/{example}/stageproof.toml"
-    stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(EXAMPLES[example])
+    folder, applicable = EXAMPLES[example]
+    config = f"{folder}/stageproof.toml"
+    stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(applicable)
     for stage in stages:
         session.run("stageproof", "--config", config, "test", "--stage", stage, "--",
                     f"--stageproof-report=reports/{example}-{stage}.json", env=SHARED_CLUSTER,
@@ -252,7 +256,7 @@ def diff(session: nox.Session) -> None:
     app, local-mysql for the example): the cross-stage diff across the CI jobs' runs."""
     _install(session)
     reports = Path("reports")
-    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", ("guestbook-", "notes-")),
+    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", ("guestbook-", "notes-", "two-tier-")),
              ("guestbook-local-mysql.recording.local-mysql.json", "guestbook-*.recording.*.json", ()),
              ("notes-local-postgres.recording.local-postgres.json", "notes-*.recording.*.json", ())]
     for reference, pattern, skip in pairs:

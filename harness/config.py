@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -335,13 +336,62 @@ class DockerSettings(_Section):
     read_only: bool = False
 
 
+#: a compose duration: `2s`, `1m30s`, `500ms`
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")]
+
+
+class Healthcheck(_Section):
+    """The web service's healthcheck, in compose's own terms, replacing the one their file declares
+    (e.g. a `curl` the image lacks, or a route the app does not have)."""
+
+    test: list[str] = Field(min_length=2)
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: int | None = Field(None, ge=1)
+    start_period: Duration | None = None
+    start_interval: Duration | None = None
+
+    @field_validator("test")
+    @classmethod
+    def _compose_form(cls, test: list[str]) -> list[str]:
+        if test[0] not in ("CMD", "CMD-SHELL"):
+            raise ValueError(f"starts with {test[0]!r}: write [\"CMD\", program, args...] or [\"CMD-SHELL\", "
+                             "\"a shell command\"] (to disable it: healthcheck = false)")
+        return test
+
+
 class ComposeSettings(_Section):
-    file: Path
+    #: their compose file, or several, read in order (`docker compose -f a.yml -f b.yml`)
+    file: list[Path] = Field(min_length=1)
     service: str = "web"
     database: str = "db"
     up_timeout: Seconds = 180
+    #: replace the web service's healthcheck (a table in compose's terms), or `false` to disable it
+    healthcheck: Healthcheck | Literal[False] | None = None
 
-    _paths = field_validator("file", mode="before")(_existing)
+    @field_validator("file", mode="before")
+    @classmethod
+    def _files(cls, value: Any, info: ValidationInfo) -> list[Path]:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
+            raise ValueError("a compose file's path, or a list of them (read in that order)")
+        return [_existing(item, info) for item in values]
+
+    @field_validator("healthcheck", mode="wrap")
+    @classmethod
+    def _replace_or_disable(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """A table (its own errors name its keys) or false; anything else is one error, not two."""
+        if isinstance(value, Mapping):
+            return Healthcheck.model_validate(value, context=None)
+        if value is False or value is None:
+            return handler(value)
+        raise ValueError(f"{value!r}: give a table to replace their healthcheck (test = [\"CMD\", ...], interval = "
+                         "\"2s\", ...), or false to disable it")
+
+    @property
+    def project_directory(self) -> Path:
+        """Where relative paths of their files resolve: the first file's folder, as compose does."""
+        return self.file[0].parent
 
 
 class K8sSettings(_Section):
@@ -393,6 +443,10 @@ class K8sSettings(_Section):
     #: when it was made from the same node image and kind config: the default on a laptop; in CI
     #: (`CI=true`) only when set (the CI's sessions share one cluster; `stageproof down` removes it)
     reuse: bool | None = None
+    #: the web container's environment from stageproof: "run" sets only what a run alone knows
+    #: (`${release}`, `${token}`); "app" sets every `[app.env]` variable, `${db.host}` being the
+    #: database's Service in the run's namespace (for manifests that hard-code another cluster's address)
+    env: Literal["run", "app"] = "run"
 
     _paths = field_validator("manifests", "kind_config", "chart", mode="before")(_existing)
     _value_paths = field_validator("values", mode="before")(_existing_list)

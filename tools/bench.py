@@ -262,8 +262,9 @@ def hand_compose(settings: Settings, app_image: str, workdir: Path) -> Cycle:
     assert compose is not None
     port = settings.app.port if port_is_free(settings.app.port) else free_port()
     override = workdir / "hand-override.yaml"
-    override.write_text(_hand_override(compose.service, app_image, port, settings.app.port, compose.file))
-    base = ["docker", "compose", "-p", HAND, "-f", str(compose.file), "-f", str(override)]
+    override.write_text(_hand_override(compose.service, app_image, port, settings.app.port, compose.file[0]))
+    theirs = [part for file in compose.file for part in ("-f", str(file))]
+    base = ["docker", "compose", "-p", HAND, *theirs, "-f", str(override)]
     up = [("compose up --wait", lambda: run([*base, "up", "--wait", "--pull", "never", "--no-build"], timeout=600)),
           ("curl until ready", lambda: _curl_until_ready(settings, port))]
     return _timed("by hand", "compose", up, [("compose down -v", lambda: run([*base, "down", "-v"], timeout=300))])

@@ -23,6 +23,7 @@ from harness.k8s.api import Api, connect
 from harness.k8s.chart import ChartRelease, helm_for, tag_for_hooks
 from harness.k8s.deployed import Deployed
 from harness.k8s.providers import ClusterAccess, ClusterProvider, registry_mode
+from harness.k8s.web_env import env_notes
 
 
 @dataclass
@@ -59,6 +60,9 @@ class Bringup:
         with self._step("render the chart" if chart else "render the manifests"):
             theirs = chart.render(self.api.core.api_client) if chart else manifests.render_theirs(access.kubectl,
                                                                                                  self.settings)
+        for note in env_notes(theirs, self.settings, self.release):
+            say(f"[stageproof] k8s: {note}")
+            summary.append(note)
         ours = self.provider.info().ours
         self.deployed = Deployed(self.settings, self.api, access.kubectl, theirs, self.run_id, self.release,
                                  image=app_image, ingress_class=addons.INGRESS_CLASS if ours else None, chart=chart)

@@ -9,6 +9,7 @@ view the checks use (harness/k8s/workload.py) and the bring-up (harness/k8s/brin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,17 +86,31 @@ class Deployed:
         """`rollout status`, then every old pod gone: a rollout is over once its drain is."""
         timeout = timeout or self.spec.check_timeout
         name = self.spec.deployment
+        selector = self.web_selector()
         deployment = watch_until(self.api.apps.list_namespaced_deployment, status.rolled_out(name),
                                  what=f"deployment {name} to roll out", timeout=timeout, diagnostics=self.logs,
-                                 namespace=self.namespace, field_selector=f"metadata.name={name}")
-        return self.wait_settled(name, self.web_selector(), deployment.spec.replicas, timeout=timeout)
+                                 cause=self.cause(selector), namespace=self.namespace,
+                                 field_selector=f"metadata.name={name}")
+        return self.wait_settled(name, selector, deployment.spec.replicas, timeout=timeout)
 
     def wait_settled(self, name: str, selector: str, count: int, *, timeout: float,
                      kind: str = "deployment") -> list[Any]:
-        """Exactly `count` Ready pods behind `selector`, none terminating (drained)."""
-        return watch_until(self.api.core.list_namespaced_pod, status.pods_settled(count, f"{kind} {name}"),
-                           what=f"{count} Ready pod(s) of {kind} {name}, none terminating", timeout=timeout,
-                           diagnostics=self.logs, namespace=self.namespace, label_selector=selector)
+        """Exactly `count` Ready pods behind `selector`, none terminating (drained); a pod that
+        cannot get there (a crash loop) fails at once, led by its cause line."""
+        try:
+            return watch_until(self.api.core.list_namespaced_pod, status.pods_settled(count, f"{kind} {name}"),
+                               what=f"{count} Ready pod(s) of {kind} {name}, none terminating", timeout=timeout,
+                               diagnostics=self.logs, cause=self.cause(selector), namespace=self.namespace,
+                               label_selector=selector)
+        except status.ResourceFailed as err:
+            first = self.cause(selector)()
+            if first is None or str(err).startswith(first):
+                raise
+            raise status.ResourceFailed(f"{first}\n{err}") from err
+
+    def cause(self, selector: str | None = None) -> Callable[[], str | None]:
+        """The one line that says why the pods of `selector` are not Ready (harness/k8s/diagnostics.py)."""
+        return lambda: diagnostics.first_cause(self.api, self.namespace, selector)
 
     # -- what is there ----------------------------------------------------------------------------
     def database(self) -> Any:

@@ -1,4 +1,5 @@
-"""What a failed k8s run shows in the test report: pods, events, logs and `kubectl describe`."""
+"""What a failed k8s run shows in the test report: first its cause in one line (`first_cause`: the pod
+that is not Ready, its state and its last log line), then pods, events, logs and `kubectl describe`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,54 @@ from harness.k8s.api import Api
 from harness.k8s.status import restarts
 
 LOG_LINES = 60
+#: container states that say why a pod is not Ready (a plain ContainerCreating says nothing yet)
+TELLING = {"CrashLoopBackOff", "Error", "ErrImagePull", "ErrImageNeverPull", "ImagePullBackOff", "InvalidImageName",
+           "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "OOMKilled"}
+
+
+def first_cause(api: Api, namespace: str, selector: str | None = None) -> str | None:
+    """One line for the first pod (of `selector`) that is not Ready for a telling reason: its
+    container's state and the last line its app logged (`pod web-x CrashLoopBackOff: last log line:
+    Can't connect to MySQL server on '10.98.19.211'`), or why it is not scheduled. None if none is."""
+    try:
+        pods = api.core.list_namespaced_pod(namespace, **({"label_selector": selector} if selector else {})).items
+    except ApiException:
+        return None
+    for pod in sorted(pods, key=lambda pod: pod.metadata.name):
+        if pod.metadata.deletion_timestamp is not None:
+            continue
+        for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
+            reason, previous = _telling_state(status)
+            if reason is not None:
+                line = _last_line(api, namespace, pod.metadata.name, status.name, previous)
+                return f"pod {pod.metadata.name} {reason}: last log line: {line}"
+        unscheduled = [condition.message for condition in pod.status.conditions or []
+                       if condition.type == "PodScheduled" and condition.status == "False"]
+        if unscheduled:
+            return f"pod {pod.metadata.name} Pending: {unscheduled[0]}"
+    return None
+
+
+def _telling_state(status: Any) -> tuple[str | None, bool]:
+    """(the reason, whether the log to read is the previous instance's) of a container that is not running well."""
+    state = status.state
+    if state is None:
+        return None, False
+    if state.waiting is not None and state.waiting.reason in TELLING:
+        return state.waiting.reason, bool(status.restart_count)
+    if state.terminated is not None and state.terminated.exit_code:
+        return f"{state.terminated.reason or 'Error'} (exit {state.terminated.exit_code})", False
+    return None, False
+
+
+def _last_line(api: Api, namespace: str, pod: str, container: str, previous: bool) -> str:
+    try:
+        text = str(api.core.read_namespaced_pod_log(pod, namespace, container=container, previous=previous,
+                                                    tail_lines=20))
+    except ApiException as err:
+        return f"(no log: {err.reason})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(empty log)"
 
 
 def collect(api: Api, namespace: str, describe: Callable[[], str] | None = None) -> str:

@@ -8,6 +8,9 @@ Namespace object (the stage creates its own), the web Service as a NodePort, and
 the web Deployment's pod template (an annotation and the app's run variables, e.g. RELEASE_ID),
 so a new release is the same apply with another release id and rolls the Deployment; a
 disruption budget and short node-loss tolerations for the web pods (harness/k8s/disruption.py).
+With `[stages.k8s] env = "app"` the web container gets every `[app.env]` variable, `${db.host}` being
+the database's Service in the run's namespace (`database_endpoint`): for manifests that hard-code
+another cluster's address (`MYSQL_HOST: 10.98.19.211`).
 On a cluster with stageproof's ingress controller, an Ingress of that class routes `/` to the web
 Service too.
 """
@@ -23,12 +26,12 @@ from typing import Any
 
 import yaml
 
-from harness.appenv import app_env
 from harness.config import K8sSettings, Settings
 from harness.core.ownership import RUN_LABEL
 from harness.core.run import run
 from harness.errors import ConfigError
 from harness.k8s import disruption
+from harness.k8s.web_env import web_env
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE = ("kustomize", "--load-restrictor", "LoadRestrictionsNone")
@@ -266,12 +269,12 @@ def ingress(theirs: Rendered, spec: K8sSettings, ingress_class: str) -> Doc:
 
 
 def release_patch(theirs: Rendered, settings: Settings, release: str) -> Doc:
-    """The release on the web pod template: an annotation, and the app's run variables
-    (`app_env(run_only=True)`, e.g. RELEASE_ID, API_TOKEN) on its first container, by name."""
+    """The release on the web pod template: an annotation, and `web_env` (the app's run variables,
+    e.g. RELEASE_ID, API_TOKEN, or with `env = "app"` all of `[app.env]`) on its first container, by name."""
     spec = _spec(settings)
     web = theirs.named(spec.deployment, ("Deployment",), key="stages.k8s.deployment")
     pod_spec: Doc = {}
-    env = app_env(settings, stage="k8s", release=release, run_only=True)
+    env = web_env(theirs, settings, release)
     containers = web["spec"]["template"]["spec"].get("containers") or []
     if env and containers:
         first = containers[0]

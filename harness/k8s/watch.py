@@ -4,7 +4,8 @@
 resourceVersion, keeping a live view {name: object}. After every change it asks `check(view)`,
 which returns a result when the condition holds or raises `NotYet(reason)`; any other exception
 aborts at once (a failed Job is not worth waiting for). On the deadline it raises `WaitTimeout`
-naming what it waited for and the last reason, with diagnostics attached for the report.
+led by the cause in one line when `cause` finds one (the pod that is not Ready and its last log
+line), then what it waited for and the last reason, with diagnostics attached for the report.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ MAX_WATCH_SECONDS = 30  # re-list at least this often: a watch can end quietly
 
 
 def watch_until(list_fn: Callable[..., Any], check: Callable[[View], T], *, what: str, timeout: float,
-                diagnostics: Callable[[], str] | None = None, **selectors: Any) -> T:
+                diagnostics: Callable[[], str] | None = None, cause: Callable[[], str | None] | None = None,
+                **selectors: Any) -> T:
     """Follow `list_fn(**selectors)` (e.g. `apps.list_namespaced_deployment`, namespace=...,
     field_selector=...) until `check` returns; raise WaitTimeout after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -51,7 +53,7 @@ def watch_until(list_fn: Callable[..., Any], check: Callable[[View], T], *, what
             if err.status != 410:  # 410 Gone: our resourceVersion is too old; re-list below
                 raise
         if time.monotonic() >= deadline:
-            raise _timeout(what, timeout, reason, diagnostics)
+            raise _timeout(what, timeout, reason, diagnostics, cause)
 
 
 def _events(list_fn: Callable[..., Any], version: str, deadline: float, selectors: dict[str, Any]) -> Any:
@@ -71,8 +73,22 @@ def _apply(view: View, event: dict[str, Any]) -> None:
         view[obj.metadata.name] = obj
 
 
-def _timeout(what: str, timeout: float, reason: str, diagnostics: Callable[[], str] | None) -> WaitTimeout:
-    error = WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} (last: {reason})")
+def _timeout(what: str, timeout: float, reason: str, diagnostics: Callable[[], str] | None,
+             cause: Callable[[], str | None] | None = None) -> WaitTimeout:
+    first = _safe_cause(cause)
+    error = WaitTimeout(f"{first + chr(10) if first else ''}timed out after {timeout:.0f}s waiting for {what} "
+                        f"(last: {reason})")
     if diagnostics is not None:
         error.add_note(_safe(diagnostics))
     return error
+
+
+def _safe_cause(cause: Callable[[], str | None] | None) -> str | None:
+    """The cause line, if one can be found; looking for it must never hide the timeout."""
+    if cause is None:
+        return None
+    try:
+        return cause()
+    except Exception as err:
+        log.warning("could not find the cause of the timeout: %s", err)
+        return None

@@ -57,7 +57,7 @@ class MySQLEngine:
 
     def run_sql(self, url: str, sql: str, *, timeout: float) -> None:
         """A whole SQL file (many statements) against `url`; a server that is not up yet is waited for."""
-        conn = wait_until(lambda: self._connect(url, multi=True), timeout=timeout,
+        conn = wait_until(lambda: self._connect_or_fail(url), timeout=timeout,
                           retry_on=(pymysql.err.OperationalError,), what=f"MySQL at {_where(url)} to accept SQL")
         try:
             with conn.cursor() as cursor:
@@ -69,6 +69,17 @@ class MySQLEngine:
             raise StageFailed(f"SQL against {_where(url)} failed: {err}") from err
         finally:
             conn.close()
+
+    def _connect_or_fail(self, url: str) -> pymysql.Connection[Any]:
+        """A connection for SQL; a server that is not up yet is retried, an error no retry can fix
+        (unknown database, access denied) is said at once."""
+        try:
+            return self._connect(url, multi=True)
+        except pymysql.MySQLError as err:
+            if self.is_permanent(err):
+                raise StageFailed(f"SQL against {_where(url)}/{unquote(urlsplit(url).path.lstrip('/'))}: {err} "
+                                  "(no retry can fix that)") from err
+            raise
 
     def is_permanent(self, error: BaseException) -> bool:
         return isinstance(error, pymysql.MySQLError) and bool(error.args) and error.args[0] in PERMANENT

@@ -1,15 +1,19 @@
 """The compose stage: the team's own compose file, unchanged, plus an override stageproof writes.
 
-`docker compose --project-name stageproof-<run id> -f <their file> -f <override> up --wait`:
-their file says what runs and in which order (database, seed, app); the override
-(harness/compose_override.py) gives each run its own names, a 127.0.0.1 port, the image stageproof
-built and the run's labels, so two runs never collide and a label sweep finds everything.
+`docker compose --project-name stageproof-<run id> -f <their files> -f <override> up --wait`:
+their files say what runs and in which order (database, seed, app); the override
+(harness/stages/compose_override.py), computed from their model as `docker compose config` reads it,
+gives each run its own names, a 127.0.0.1 port, the image stageproof built, the run's labels and its
+own volumes for their data folders, so two runs never collide, a label sweep finds everything and
+nothing is written into the team's tree.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -27,8 +31,10 @@ from harness.errors import CommandFailed, ConfigError, StageFailed
 from harness.images.build import ensure_images
 from harness.stage import Capabilities, Deployment, Stage, register
 from harness.stages.compose_override import (
+    RunVolumes,
     WebService,
     compose_override,
+    data_mounts,
     read_compose_file,
     render_override,
     require_services,
@@ -49,6 +55,7 @@ WORKDIR_PREFIX = "stageproof-compose-"  # + <owner pid>-<run id>-: reap finds a 
 OVERRIDE_FILE = "override.yaml"
 NO_PULL_HINT = ("\n(stageproof never pulls: an image your compose file names must exist locally; pull it, "
                 "or declare a local stand-in under [images] substitute)")
+UNHEALTHY = re.compile(r"container (\S+) is unhealthy")
 
 
 @register("compose")
@@ -73,17 +80,19 @@ class ComposeStage(Stage):
 
     # -- the Stage protocol ---------------------------------------------------------------
     def up(self) -> Deployment:
-        spec = read_compose_file(self.config.file)
+        for file in self.config.file:
+            read_compose_file(file)
+        spec = self.compose_model()
         require_services(spec, {"stages.compose.service": self.config.service,
-                                "stages.compose.database": self.config.database}, self.config.file)
+                                "stages.compose.database": self.config.database}, self.config.file[-1])
         images = ensure_images(self.settings, release=self.release)
-        self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
         port = free_port()
-        self._write_override(spec, images.app, port)
+        notes = self.write_override(spec, images.app, port)
         self._base_url = f"http://{LOOPBACK}:{port}"
         self.compose_up()
         self._up_complete = True
-        return Deployment(self.name, self._base_url, self.release, self.settings.app.token, notes=images.notes())
+        return Deployment(self.name, self._base_url, self.release, self.settings.app.token,
+                          notes=(*images.notes(), *notes))
 
     def down(self) -> None:
         if self._workdir is not None:
@@ -146,39 +155,98 @@ class ComposeStage(Stage):
                          "--no-build", timeout=timeout + 30)
         except CommandFailed as err:
             hint = NO_PULL_HINT if "No such image" in err.stderr + err.stdout else ""
-            raise StageFailed(f"{err}{hint}\n--- compose logs ---\n{self.logs()[-6000:]}") from err
+            unhealthy = self._unhealthy(err.stderr + err.stdout)
+            failed = StageFailed("\n".join([*unhealthy[:1], f"{err}{hint}", *unhealthy[1:]]))
+            failed.add_note(f"--- compose logs ---\n{self.logs()[-6000:]}")
+            raise failed from err
         self._wait_ready()
+
+    def _unhealthy(self, output: str) -> list[str]:
+        """For a container `up --wait` found unhealthy: one line with its healthcheck and what its
+        last probe said (e.g. `curl: not found`), and one on how to replace it (else nothing)."""
+        found = UNHEALTHY.search(output)
+        if found is None:
+            return []
+        inspected = run(["docker", "inspect", "--format", "{{json .State.Health}}\n{{json .Config.Healthcheck}}",
+                         found.group(1)], check=False).stdout.splitlines()
+        try:
+            health, check = (json.loads(part) or {} for part in inspected[:2])
+        except ValueError:
+            health, check = {}, {}
+        probes, test = health.get("Log") or [], check.get("Test") or []
+        said = (" ".join(str(probes[-1].get("Output", "")).split())[:160] or "nothing") if probes else "no probe ran"
+        return [f"container {found.group(1)} is unhealthy: its healthcheck `{' '.join(test[1:])}` said: {said}",
+                "replace that healthcheck: [stages.compose] healthcheck = { test = [\"CMD\", ...], interval = \"2s\" "
+                "}, or disable it: healthcheck = false"]
 
     def compose_down(self, *, volumes: bool) -> None:
         """`down` keeping (or with `volumes`, removing) the project's named volumes."""
         self.compose("down", "--timeout", str(STOP_TIMEOUT), *(["--volumes"] if volumes else []))
 
     def compose_files(self) -> list[Path]:
-        """Their file, then our override (in that order: the override wins)."""
+        """Their files, then our override (in that order: the override wins)."""
         if self._workdir is None:
             raise StageFailed("the compose stage is not up")
-        return [self.config.file, self._workdir / OVERRIDE_FILE]
+        return [*self.config.file, self._workdir / OVERRIDE_FILE]
 
     def compose(self, *args: str, check: bool = True, timeout: float = 300) -> CompletedProcess[str]:
-        """`docker compose` on this run's project: their file, then our override. Relative paths
-        in their file resolve against its own folder, as when they run it."""
-        files = [part for path in self.compose_files() for part in ("--file", str(path))]
-        base = ["docker", "compose", "--project-name", self.project,
-                "--project-directory", str(self.config.file.parent), *files]
-        return run([*base, *args], check=check, timeout=timeout)
+        """`docker compose` on this run's project: their files, then our override. Relative paths
+        in their files resolve against the first one's folder, as when they run it."""
+        return run([*self._base(self.compose_files()), *args], check=check, timeout=timeout)
+
+    def compose_model(self) -> dict[str, Any]:
+        """Their files as compose itself reads them (`config`: merged in order, `extends` resolved,
+        mounts in long form with absolute paths, variables interpolated as `up` will)."""
+        try:
+            found = run([*self._base(self.config.file), "config", "--format", "json"], timeout=120)
+        except CommandFailed as err:
+            raise ConfigError(f"stages.compose.file: docker compose cannot read "
+                              f"{', '.join(map(str, self.config.file))}: {err.stderr.strip()[-600:]}") from err
+        model: dict[str, Any] = json.loads(found.stdout)
+        return model
+
+    def _base(self, files: list[Path]) -> list[str]:
+        return ["docker", "compose", "--project-name", self.project, "--project-directory",
+                str(self.config.project_directory), *(part for path in files for part in ("--file", str(path)))]
 
     # -- pieces --------------------------------------------------------------------------
-    def _write_override(self, spec: dict[str, Any], app_image: str, port: int) -> None:
-        assert self._workdir is not None
+    def write_override(self, spec: dict[str, Any], app_image: str, port: int) -> list[str]:
+        """The run's override of their model `spec` (`compose_model()`), in the run's folder (made
+        here): the web service on 127.0.0.1:`port`, `app_image` for the app's services, the run's
+        volumes for their data folders. Returns what it changed, for the run's notes."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-{self.run_id}-"))
+        data = data_mounts(spec, database=self.config.database, project_dir=self.config.project_directory,
+                           untracked=self._untracked)
         web = WebService(self.config.service, host_port=port, container_port=self.settings.app.port,
-                         environment=app_env(self.settings, stage=self.name, release=self.release, run_only=True))
+                         environment=app_env(self.settings, stage=self.name, release=self.release, run_only=True),
+                         healthcheck=self.config.healthcheck)
         images = self.settings.images
         override = compose_override(spec, web=web, app_image=app_image,
                                     app_name=images.app.ref_name if images else None,
-                                    labels=run_labels(self.run_id, self.name))
+                                    labels=run_labels(self.run_id, self.name), data=data)
         header = (f"Generated by stageproof for run {self.run_id} (compose project {self.project}),\n"
-                  f"read after {self.config.file}. Deleted by `down`.")
+                  f"read after {', '.join(map(str, self.config.file))}. Deleted by `down`.")
         write_private(self._workdir / OVERRIDE_FILE, render_override(override, header=header))
+        return self._notes(data)
+
+    def _untracked(self, folder: Path) -> bool:
+        """A folder of a git work tree in which git tracks no file (outside git: never said)."""
+        listed = run(["git", "-C", str(self.config.project_directory), "ls-files", "--", str(folder)], check=False)
+        return listed.returncode == 0 and not listed.stdout.strip()
+
+    def _notes(self, data: RunVolumes) -> list[str]:
+        """What the run changed of their files' behaviour, for the run summary."""
+        notes = [f"{mount.service}: bind mount {mount.source} -> {mount.target} runs on the run's volume "
+                 f"{mount.volume} ({data.reasons[mount.source]}): nothing is written into your tree"
+                 for mount in data.mounts]
+        replaced = self.config.healthcheck
+        if replaced is False:
+            notes.append(f"{self.config.service}: its healthcheck is disabled ([stages.compose] healthcheck = false)")
+        elif replaced is not None:
+            notes.append(f"{self.config.service}: healthcheck replaced by [stages.compose] healthcheck: "
+                         f"{' '.join(replaced.test)}")
+        return notes
 
     def _wait_ready(self) -> None:
         what, probe = app_ready(self.settings, self._base_url)

@@ -38,7 +38,7 @@ class KubernetesStage(Stage):
         try:
             self._result = self._bringup.run()
         except BaseException as err:
-            if self._bringup.deployed is not None:
+            if self._bringup.deployed is not None and not _has_dump(err):
                 err.add_note(self.logs())
             raise
         result = self._result
@@ -109,3 +109,8 @@ class KubernetesStage(Stage):
             nodes=None if "nodes" in withheld else nodes,
             ingress=Ingress(access.ingress_url) if info.ours and access.ingress_url else None,
             withheld={**withheld, "container": "the k8s stage looks at pods through the workload checks"})
+
+
+def _has_dump(err: BaseException) -> bool:
+    """The failed wait attached the namespace's pods, events and logs already: the dump is shown once."""
+    return any("--- pods (" in note for note in getattr(err, "__notes__", []))

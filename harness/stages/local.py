@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from harness.appenv import DatabaseEndpoint, app_env
-from harness.config import Settings, child_env
+from harness.config import Settings, child_env, placeholders
 from harness.core.net import LOOPBACK, free_port, port_is_free
 from harness.core.process import ManagedProcess
 from harness.core.wait import app_ready, wait_until
@@ -142,10 +142,14 @@ class LocalStage(Stage):
                 app = self._server.output() if self._server else ""
                 last = app.strip().splitlines()[-1:] or ["(no output)"]
                 raise StageFailed(f"the app process exited with {code}: {last[0][:300]}\n--- app output ---\n"
-                                  f"{app[-3000:]}")
+                                  f"{app[-3000:]}\n{self._exit_hint()}".rstrip())
             return probe()
 
         return ready
+
+    def _exit_hint(self) -> str:
+        """What may explain an app that exits at start (said after its own output)."""
+        return ""
 
     def _app_env(self, database: DatabaseEndpoint, port: int) -> dict[str, str]:
         return app_env(self.settings, stage=self.name, release=self.release, db=database, port=port, host=LOOPBACK)
@@ -221,8 +225,8 @@ class LocalServerStage(LocalStage):
         except Exception as err:
             if self.engine.is_permanent(err):
                 raise StageFailed(f"{key}: its account cannot make the run's database {name!r} ({err}): grant it "
-                                  "the privilege to create databases, or leave the key unset for a throwaway "
-                                  "server") from err
+                                  "the privilege to create (and drop) databases, or leave the key unset for a "
+                                  "throwaway server") from err
             raise
         self._made = (url, name)
         self._record_owner()
@@ -251,6 +255,15 @@ class LocalServerStage(LocalStage):
 
     def database_control(self) -> DatabaseControl | None:
         return ServerOutage(self._throwaway) if self._throwaway is not None else None
+
+    def _exit_hint(self) -> str:
+        """An app that reads no database port connects to the default one, not the throwaway server's."""
+        used = {name for template in self.settings.app.env.values() for name in placeholders(template)}
+        if self._throwaway is None or self.settings.database.port is not None or used & {"db.port", "db.url"}:
+            return ""
+        default = self.engine.default_port
+        return (f"(the server is on {self._throwaway.port}, no [app.env] variable says so: if the app always connects "
+                f"to {default}, set [database] port = {default})")
 
     def _why_no_database_control(self) -> str:
         return (f"{self.name} controls the database only when it started it: stages.local.{self.engine_name}_url "

@@ -23,11 +23,12 @@ def test_a_failing_seed_fails_the_start_and_leaves_nothing(stageproof_settings: 
     relative `build:` context does not matter, stageproof never builds through compose)."""
     compose = stageproof_settings.stages.compose
     assert compose is not None
-    spec = yaml.safe_load(compose.file.read_text())
+    spec = yaml.safe_load(compose.file[0].read_text())
     spec["services"]["seed"]["command"] = ["python", "-c", "raise SystemExit(3)"]
     broken_file = tmp_path / "compose.yaml"
     broken_file.write_text(yaml.safe_dump(spec))
-    stages = stageproof_settings.stages.model_copy(update={"compose": compose.model_copy(update={"file": broken_file})})
+    broken = compose.model_copy(update={"file": [broken_file]})
+    stages = stageproof_settings.stages.model_copy(update={"compose": broken})
     runner = StageRunner(stageproof_settings.model_copy(update={"stages": stages}))
     with pytest.raises(StageFailed, match="seed"):
         runner.start("compose")

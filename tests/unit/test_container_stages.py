@@ -97,11 +97,12 @@ def test_compose_stage_runs_their_file_then_its_override_from_their_folder(
     monkeypatch.setattr(compose, "ensure_images", lambda settings, release: built)
     monkeypatch.setattr(compose, "run", fake_run)
     monkeypatch.setattr(compose.ComposeStage, "_wait_ready", lambda self: None)
+    monkeypatch.setattr(compose.ComposeStage, "compose_model", lambda self: compose.read_compose_file(their_file))
     monkeypatch.setattr(compose, "docker_client", lambda: None)
     monkeypatch.setattr(compose, "remove_run", lambda *args, **kwargs: [])
     settings = load_settings(ROOT / "stageproof.toml", env={})
     assert settings.stages.compose is not None
-    their_file = settings.stages.compose.file
+    (their_file,) = settings.stages.compose.file
     stage = compose.ComposeStage(settings, run_id="abcd1234", release="r1")
 
     deployment = stage.up()

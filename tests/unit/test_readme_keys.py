@@ -19,9 +19,13 @@ def model_keys(model: Any = Settings, prefix: str = "") -> set[str]:
     for name, field in model.model_fields.items():
         if name in INTERNAL:
             continue
-        nested = [arg for arg in (field.annotation, *getattr(field.annotation, "__args__", ()))
-                  if hasattr(arg, "model_fields")]
-        keys |= model_keys(nested[0], f"{prefix}{name}.") if nested else {f"{prefix}{name}"}
+        args = getattr(field.annotation, "__args__", ())
+        nested = [arg for arg in (field.annotation, *args) if hasattr(arg, "model_fields")]
+        scalar = any(not hasattr(arg, "model_fields") and arg is not type(None) for arg in args)
+        if nested:  # a table; a union with a plain value (`healthcheck = false`) is a key of its own too
+            keys |= model_keys(nested[0], f"{prefix}{name}.") | ({f"{prefix}{name}"} if scalar else set())
+        else:
+            keys.add(f"{prefix}{name}")
     return keys
 
 
