@@ -16,12 +16,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.config import Settings, config_path, load_settings
+from harness.config import Settings, config_path
 from harness.contract.diff import Recording, compare
 from harness.core import shield
 from harness.core.shield import say
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner, in_ci
+from harness.project import load_project
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -39,8 +40,24 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         declared = settings.not_applicable(name)
         missing = None if declared else get_stage(name).availability(settings)
         state = f"not applicable: {declared}" if declared else "ready" if missing is None else f"unavailable: {missing}"
+        if name == "k8s" and missing is None and not declared and (kept := kept_cluster(settings)):
+            state += f"; {kept}"
         print(f"{name:<14} {state}")
     return 0
+
+
+def kept_cluster(settings: Settings) -> str | None:
+    """What `status` says of a kind cluster a run kept for reuse (so it stays visible)."""
+    from harness.k8s.kind import KindCluster, exists
+
+    spec = settings.stages.k8s
+    if spec is None or spec.context:
+        return None
+    cluster = KindCluster(spec.cluster, image="")
+    if not (cluster.kept and exists(spec.cluster)):
+        return None
+    return (f"kind cluster {spec.cluster} is kept: the next run reuses it (same node image and kind config), "
+            "`stageproof down --stage k8s` removes it")
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -192,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.stage = ["local-sqlite"]
     try:
         args.config_path = config_path(args.config_path)
-        settings = load_settings(args.config_path) if getattr(args, "needs_config", True) else None
+        settings = load_project(args.config_path).settings if getattr(args, "needs_config", True) else None
         return int(args.func(settings, args))
     except KeyboardInterrupt as err:
         say(f"stageproof: interrupted ({err or 'Ctrl-C'}): what this run started has been removed", file=sys.stderr)
