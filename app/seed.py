@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -37,6 +37,10 @@ def seed(settings: Settings) -> int:
             missing = [row for row in SEED_USERS if row["email"] not in present]
             if missing:
                 conn.execute(users.insert(), missing)
+            if conn.dialect.name == "postgresql":
+                # explicit ids leave PostgreSQL's sequence behind: the next created user would get id 1
+                conn.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), "
+                                  "(SELECT COALESCE(MAX(id), 1) FROM users))"))
         return len(missing)
     finally:
         engine.dispose()

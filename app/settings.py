@@ -10,7 +10,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///stageproof-users.db"
-_DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql", "mariadb": "mysql+pymysql"}
+#: the URL schemes the app takes -> SQLAlchemy's driver for them (PostgreSQL: psycopg 3)
+_DRIVERS = {"sqlite": "sqlite", "mysql": "mysql+pymysql", "mysql+pymysql": "mysql+pymysql", "mariadb": "mysql+pymysql",
+            "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+            "postgresql+psycopg": "postgresql+psycopg"}
 
 
 class SettingsError(Exception):
@@ -36,14 +39,20 @@ class Settings:
 
 
 def parse_database_url(raw: str) -> URL:
-    """`sqlite:///path` or `mysql://user:pass@host:port/db`, mapped to SQLAlchemy's drivers."""
+    """`sqlite:///path`, `mysql://user:pass@host:port/db` or `postgresql://...` (`postgres://` too),
+    mapped to SQLAlchemy's drivers. Errors never repeat the URL: it carries the password."""
+    expected = "scheme://user:pass@host:port/db"
     try:
         url = make_url(raw)
-    except ArgumentError as err:
-        raise SettingsError(f"DATABASE_URL is not a URL: {raw!r}") from err
+        port = url.port
+    except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        raise SettingsError(f"DATABASE_URL is not a URL of the form {expected}") from err
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
-        raise SettingsError(f"DATABASE_URL scheme {url.drivername!r} is not supported (use sqlite or mysql)")
+        raise SettingsError(f"DATABASE_URL scheme {url.drivername!r} is not supported "
+                            "(use sqlite, mysql or postgresql)")
     if driver != "sqlite" and not url.database:
-        raise SettingsError("DATABASE_URL names no database (expected mysql://user:pass@host:port/db)")
+        raise SettingsError(f"DATABASE_URL names no database (expected {url.drivername}://user:pass@host:port/db)")
+    if port is not None and not 0 < port < 65536:
+        raise SettingsError(f"DATABASE_URL port {port} is not a TCP port (1-65535)")
     return url.set(drivername=driver)

@@ -1,23 +1,40 @@
-"""The users API: list, read one, create (validated, all or nothing)."""
+"""The users API: list, read one, create (validated by the API document, all or nothing)."""
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.routing import BaseConverter, ValidationError
 
 from app.auth import require_token
 from app.db import MAX_ID, users
 from app.errors import ApiError
+from app.validation import NewUserValidator
 
 bp = Blueprint("users", __name__)
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-#: C0 and C1 control characters and DEL (NUL too): in no name or address, and not stored alike everywhere
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 COLUMNS = (users.c.id, users.c.name, users.c.email)
+#: the only media type the document lists for a request body (parameters such as charset allowed)
+JSON = "application/json"
+
+
+class IdConverter(BaseConverter):
+    """A path id as the document's `integer`: ASCII digits, optionally signed. Flask's `int` also takes
+    other scripts' digits (`/users/\u0661`, ARABIC-INDIC DIGIT ONE, would be user 1), which no integer is."""
+
+    regex = r"[+-]?[0-9]+"
+
+    def to_python(self, value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() reads (4300): the URL names no user
+            raise ValidationError() from None
+
+    def to_url(self, value: Any) -> str:
+        return str(value)
 
 
 @bp.get("/users")
@@ -27,10 +44,10 @@ def list_users() -> Any:
     return jsonify([dict(row) for row in rows])
 
 
-@bp.get("/users/<int:user_id>")
+@bp.get("/users/<id:user_id>")
 def get_user(user_id: int) -> Any:
     row = None
-    if user_id <= MAX_ID:  # SQLite cannot even compare a larger one (a 500): it is no user's id
+    if 1 <= user_id <= MAX_ID:  # no database could even compare every larger one (SQLite: a 500)
         with current_app.extensions["engine"].connect() as conn:
             row = conn.execute(select(*COLUMNS).where(users.c.id == user_id)).mappings().first()
     if row is None:
@@ -41,44 +58,30 @@ def get_user(user_id: int) -> Any:
 @bp.post("/users")
 @require_token
 def create_user() -> Any:
-    fields = validate_new_user(request.get_json(silent=True))
+    validator: NewUserValidator = current_app.extensions["new_user_validator"]
+    fields = validator.validate(json_body())
+    engine = current_app.extensions["engine"]
     try:
-        with current_app.extensions["engine"].begin() as conn:
+        with engine.begin() as conn:
             new_id = conn.execute(users.insert().values(**fields)).inserted_primary_key[0]
     except IntegrityError as err:
+        with engine.connect() as conn:  # the email's uniqueness, or another constraint (a bug: a 500)
+            if conn.execute(select(users.c.id).where(users.c.email == fields["email"])).first() is None:
+                raise
         raise ApiError(409, f"a user with email {fields['email']!r} already exists", field="email") from err
     return jsonify({"id": new_id, **fields}), 201, {"Location": f"/users/{new_id}"}
 
 
-def validate_new_user(body: object) -> dict[str, str]:
-    """Name and email, both non-empty text within the column sizes; nothing else."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    unknown = sorted(set(body) - {"name", "email"})
-    if unknown:
-        raise ApiError(422, f"unknown field {unknown[0]!r}", field=unknown[0])
-    name = stored_text("name", body.get("name"), limit=80)
-    email = stored_text("email", body.get("email"), limit=255, fold=True)
-    if not EMAIL.match(email):
-        raise ApiError(422, "email is not a valid address", field="email")
-    return {"name": name, "email": email}
-
-
-def stored_text(field: str, value: object, *, limit: int, fold: bool = False) -> str:
-    """What is stored (stripped, lower case if `fold`): non-blank, at most `limit` characters, and
-    the same on every backend, so encodable as UTF-8 (no lone surrogate, which a JSON `\\ud800`
-    escape can carry) and free of control characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, f"{field} is required and must be a non-empty string", field=field)
+def json_body() -> object:
+    """The request's JSON document: 415 for another media type, 400 for anything that is not JSON (RFC 8259:
+    no NaN or Infinity, no number beyond Python's digit limit, no nesting deeper than it parses)."""
+    if request.mimetype != JSON:
+        raise ApiError(415, f"the request body must be {JSON} (got {request.mimetype or 'no Content-Type'})")
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ApiError(422, f"{field} is not valid Unicode text (a lone surrogate at position {err.start})",
-                       field=field) from err
-    control = CONTROL.search(value)
-    if control:
-        raise ApiError(422, f"{field} contains the control character U+{ord(control.group()):04X}", field=field)
-    text = value.strip().lower() if fold else value.strip()
-    if len(text) > limit:
-        raise ApiError(422, f"{field} is longer than {limit} characters", field=field)
-    return text
+        return json.loads(request.get_data(cache=False), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as err:
+        raise ApiError(400, f"request body is not JSON: {str(err).splitlines()[0][:200]}") from None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")

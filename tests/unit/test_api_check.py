@@ -41,10 +41,13 @@ DOCUMENT = {
 
 
 class ItemsApp:
-    """Serves DOCUMENT; `broken` makes GET /items answer what the document forbids."""
+    """Serves DOCUMENT; `broken` makes GET /items answer what the document forbids, `lenient` makes
+    POST /items take any body (what the document forbids too), `picky` refuses odd numbers (which it allows)."""
 
     def __init__(self) -> None:
         self.broken = False
+        self.lenient = False
+        self.picky = False
         self.seen: list[tuple[str, str, str | None]] = []
         self.flask = Flask(__name__)
         self.flask.before_request(self._record)
@@ -63,7 +66,9 @@ class ItemsApp:
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             return jsonify({"error": "no token"}), 401
         body = request.get_json(silent=True)
-        if not isinstance(body, dict) or type(body.get("n")) is not int:
+        if self.lenient:
+            return jsonify([0]), 201
+        if not isinstance(body, dict) or type(body.get("n")) is not int or (self.picky and body["n"] % 2):
             return jsonify({"error": "n must be an integer"}), 400
         return jsonify([body["n"]]), 201
 
@@ -103,7 +108,11 @@ def test_each_failure_names_its_check_and_a_curl_line_to_the_deployment(items: t
     assert "response_schema_conformance" in {failure.check for failure in result.failures}
     assert all(failure.curl.startswith("curl ") and url in failure.curl for failure in result.failures)
     assert f"(answered 200)\n    curl -X GET -H 'Authorization: [Filtered]' {url}/items" in result.problems()
-    assert result.figures() == {"cases": result.cases, "failures": len(result.failures), "errors": 0}
+    figures = result.figures()
+    assert {key: figures[key] for key in ("cases", "failures", "errors")} == {
+        "cases": result.cases, "failures": len(result.failures), "errors": 0}
+    assert sum(count for key, count in figures.items() if key.startswith("cases_")) == result.cases
+    assert figures["seconds"] > 0 and result.summary().startswith(f"api: {result.cases} cases (")
 
 
 def test_the_fixed_seed_sends_the_same_requests_every_run(items: tuple[ItemsApp, str], settings: Settings) -> None:
@@ -128,12 +137,41 @@ def test_no_token_sends_no_authorization_header(settings: Settings) -> None:
     assert not config.projects.get_default().headers
 
 
-def test_the_run_is_seeded_derandomized_bounded_and_has_no_stateful_phase(settings: Settings) -> None:
+def test_the_run_is_seeded_derandomized_and_bounded_in_every_phase(settings: Settings) -> None:
     config = api_config(settings, Deployment("unit", "http://127.0.0.1:1", "r1", TOKEN))
     project = config.projects.get_default()
     assert config.seed == 7 and project.base_url == "http://127.0.0.1:1"
     assert project.generation.deterministic and project.generation.max_examples == 5
-    assert not project.phases.stateful.enabled and project.phases.fuzzing.enabled
+    phases = project.phases
+    assert all(phase.enabled for phase in (phases.examples, phases.coverage, phases.fuzzing, phases.stateful))
+    assert phases.stateful.max_steps == api.STATEFUL_STEPS
+
+
+def test_every_check_of_schemathesis_runs_on_valid_and_invalid_data(settings: Settings) -> None:
+    """What `schemathesis run --checks all --mode all` runs (a bare limit of response time aside)."""
+    project = api_config(settings, Deployment("unit", "http://127.0.0.1:1", "r1", TOKEN)).projects.get_default()
+    names = api.all_checks()
+    assert {"negative_data_rejection", "positive_data_acceptance", "ignored_auth", "use_after_free",
+            "missing_required_header", "response_headers_conformance"} <= set(names)
+    assert all(project.checks.get_by_name(name=name).enabled for name in names)
+    assert {mode.value for mode in project.generation.modes} == {"positive", "negative"}
+
+
+def test_an_api_that_accepts_what_its_document_forbids_fails(items: tuple[ItemsApp, str], settings: Settings) -> None:
+    app, url = items
+    app.lenient = True
+    result = run_api_checks(settings, Deployment("unit", url, "r1", TOKEN))
+    rejected = [failure for failure in result.failures if failure.check == "negative_data_rejection"]
+    assert rejected and all("curl -X POST -H 'Authorization: [Filtered]'" in failure.curl for failure in rejected)
+    assert "(answered 201)" in rejected[0].title
+
+
+def test_an_api_that_refuses_what_its_document_allows_fails(items: tuple[ItemsApp, str], settings: Settings) -> None:
+    app, url = items
+    app.picky = True
+    result = run_api_checks(settings, Deployment("unit", url, "r1", TOKEN))
+    refused = [failure for failure in result.failures if failure.check == "positive_data_acceptance"]
+    assert refused and "(answered 400)" in refused[0].title and f"{url}/items" in refused[0].curl
 
 
 def test_an_app_without_an_openapi_document_makes_the_check_not_applicable() -> None:
