@@ -1,4 +1,5 @@
-"""The command-line front door: `stageproof up | test | down | status | stages | diff | images`.
+"""The command-line front door: `stageproof up | test | down | status | stages | diff | images`, and the
+proof ledger's `expected | diff-gate | report` (harness/report/commands.py).
 
 Each command is a short function over the typed settings; `test` hands over to pytest so the
 CLI and `pytest tests/<stage>` run exactly the same suite.
@@ -22,6 +23,7 @@ from harness.core import shield
 from harness.core.shield import say
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner, in_ci
+from harness.report.commands import add_commands
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--with-kind-node", action="store_true",
                         help="push: also our kind node image (a stand-in for kindest/node)")
     images.set_defaults(func=cmd_images)
+    add_commands(sub)
     return parser
 
 
