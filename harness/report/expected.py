@@ -48,26 +48,32 @@ class Cell:
             unknown = sorted(set(value) - {"status", "failure"})
             if unknown or not isinstance(status, str) or not isinstance(failure, str):
                 raise ExpectedMatrixError(f"{where}: an inline table needs exactly `status` and `failure` (strings)")
-            cell = cls.parse(status, where)
+            cell = _split(status, where)
             if cell.status != ACCEPTED:
                 raise ExpectedMatrixError(f"{where}: `failure` goes only with an accepted failure")
             _compile(failure, where)
             return cls(ACCEPTED, cell.reason, failure)
-        if value == PASSED:
-            return cls(PASSED)
-        status, _, reason = str(value).partition(": ")
-        if status not in WITH_REASON or not reason.strip():
-            raise ExpectedMatrixError(f"{where}: {value!r} is not \"passed\", \"not applicable: <reason>\", "
-                                      "\"skipped: <reason>\" or an accepted failure")
-        if status == ACCEPTED:
+        cell = _split(value, where)
+        if cell.status == ACCEPTED:
             raise ExpectedMatrixError(f"{where}: an accepted failure must say how it fails: "
                                       f'{{ status = "{value}", failure = "<regex of its message>" }}')
-        return cls(status, reason.strip())
+        return cell
 
     def accepts(self, messages: list[str]) -> bool:
         """True when every failure message matches this accepted failure's pattern."""
         pattern = _compile(self.failure or "", "failure")
         return bool(messages) and all(pattern.search(message) for message in messages)
+
+
+def _split(value: object, where: str) -> Cell:
+    """A cell's text: "passed", or a status with its reason."""
+    if value == PASSED:
+        return Cell(PASSED)
+    status, _, reason = str(value).partition(": ")
+    if status not in WITH_REASON or not reason.strip():
+        raise ExpectedMatrixError(f"{where}: {value!r} is not \"passed\", \"not applicable: <reason>\", "
+                                  "\"skipped: <reason>\" or an accepted failure")
+    return Cell(status, reason.strip())
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,17 @@ def _skip_reason(messages: list[str]) -> str:
 
 def failure_pattern(message: str) -> str:
     """A regex for an accepted failure, from today's message: its first line with every number
-    (counts, seconds, percentages) free, everything else literal. Edit it to what must hold."""
+    (counts, seconds, percentages) and absolute path (a checkout's) free, everything else literal.
+    Edit it to what must hold."""
     first = message.strip().splitlines()[0] if message.strip() else ""
-    parts = re.split(r"(\d+(?:\.\d+)?)", first[:200])
-    return "".join(r"\d+(?:\.\d+)?" if index % 2 else re.escape(part) for index, part in enumerate(parts))
+    parts = re.split(r"((?<![\w/])/[^\s:]+|\d+(?:\.\d+)?)", first[:200])
+    return "".join(_literal(part) if index % 2 == 0 else r"\S+" if part.startswith("/") else r"\d+(?:\.\d+)?"
+                   for index, part in enumerate(parts))
+
+
+def _literal(text: str) -> str:
+    """`text` as a regex matching itself, escaping only what regexes treat specially (readable)."""
+    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", text)
 
 
 def _compile(pattern: str, where: str) -> re.Pattern[str]:
