@@ -114,7 +114,7 @@ def test_a_ci_run_that_lacks_a_session_or_a_stage_of_the_matrix_is_told(matrix: 
 def test_a_bad_cell_is_one_error_naming_its_key(tmp_path: Path, cell: str, error: str) -> None:
     path = tmp_path / "users.toml"
     path.write_text(f"[runs.local.docker]\ntest_x = {cell}\n")
-    with pytest.raises(ExpectedMatrixError, match="runs.local.docker.test_x") as caught:
+    with pytest.raises(ExpectedMatrixError, match=r"runs\.local\.docker\.test_x") as caught:
         load_matrix(path)
     assert error in str(caught.value)
 
