@@ -27,6 +27,7 @@ from harness.report.verdict import Difference, Verdict, compare, missing
 EXTRA_CSS = """
 th.sub{font-weight:400;color:#5b6473;font-size:12px}.ok{color:#145c2a}.bad{color:#8a1212;font-weight:600}
 ul.diffs li{margin:2px 0}section.config{border-top:2px solid #d5dae2;margin-top:28px}
+td.o.differs{outline:3px solid #8a1212;outline-offset:-3px}
 """
 
 
@@ -55,6 +56,10 @@ class ConfigView:
 
     def checks(self) -> list[str]:
         return list(dict.fromkeys(check for ledger in self.ledgers.values() for check in ledger.checks()))
+
+    def differing(self) -> set[tuple[str, str, str]]:
+        """(session, stage, check) of every cell that differs from the expected matrix ("" = the whole stage)."""
+        return {(v.session, d.stage, d.check) for v in self.verdicts for d in v.differences}
 
     def accepted(self) -> dict[tuple[str, str, str], str]:
         return {(v.session, a.stage, a.check): a.reason for v in self.verdicts for a in v.accepted}
@@ -156,12 +161,15 @@ def _matrix(view: ConfigView) -> str:
     head = "".join(f"<th>{escape(c.stage)}</th>" for c in columns)
     sub = "".join(f'<th class="sub">{escape(c.session)}</th>' for c in columns)
     rows = [f'<table class="matrix"><tr><th rowspan="2">check</th>{head}</tr><tr>{sub}</tr>']
+    differing = view.differing()
     for check in view.checks():
         cells = []
         for column in columns:
             outcome, reason = cell_of(view, column, check)
             title = f' title="{escape(reason[:400])}"' if reason else ""
-            cells.append(f'<td class="o o-{outcome.replace(" ", "-")}" data-config="{escape(view.app)}" '
+            differs = {(column.session, column.stage, check), (column.session, column.stage, "")} & differing
+            mark = ' differs" data-expected="different' if differs else ""
+            cells.append(f'<td class="o o-{outcome.replace(" ", "-")}{mark}" data-config="{escape(view.app)}" '
                          f'data-session="{escape(column.session)}" data-stage="{escape(column.stage)}" '
                          f'data-check="{escape(check)}" data-outcome="{escape(outcome)}"{title}>'
                          f"{CELLS.get(outcome, ('?',))[0]} {escape(outcome)}</td>")
