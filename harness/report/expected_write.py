@@ -39,7 +39,7 @@ HEADER = """\
 def read_ledger(path: Path) -> Ledger:
     try:
         return Ledger.from_payload(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, ValueError, TypeError, AttributeError) as err:
         raise ExpectedMatrixError(f"{path}: not a stageproof JSON report ({err})") from err
 
 
