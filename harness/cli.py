@@ -17,12 +17,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.config import Settings, config_path, load_settings
+from harness.config import Settings, config_path
 from harness.contract.diff import Recording, compare
 from harness.core import shield
 from harness.core.shield import say
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner, in_ci
+from harness.project import load_project
 from harness.report.commands import add_commands
 from harness.stage import get_stage, stage_names
 
@@ -195,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.stage = ["local-sqlite"]
     try:
         args.config_path = config_path(args.config_path)
-        settings = load_settings(args.config_path) if getattr(args, "needs_config", True) else None
+        settings = load_project(args.config_path).settings if getattr(args, "needs_config", True) else None
         return int(args.func(settings, args))
     except KeyboardInterrupt as err:
         say(f"stageproof: interrupted ({err or 'Ctrl-C'}): what this run started has been removed", file=sys.stderr)

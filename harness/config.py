@@ -38,7 +38,8 @@ PLACEHOLDERS = frozenset({"db.host", "db.port", "db.user", "db.password", "db.na
 #: files wire the database)
 RUN_PLACEHOLDERS = frozenset({"token", "release"})
 TEMPLATE = re.compile(r"\$\{([\w.]+)\}")
-SUBSTITUTE_KINDS = ("python", "mysql", "postgres")
+SUBSTITUTE_KINDS = ("python", "mysql", "postgres", "node", "golang", "alpine", "debian", "distroless")
+SubstituteKind = Literal["python", "mysql", "postgres", "node", "golang", "alpine", "debian", "distroless"]
 Seconds = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 UrlPath = Annotated[str, Field(pattern=r"^/")]
@@ -184,11 +185,26 @@ class ContractSettings(_Section):
 
 
 class LoadRequest(_Section):
-    """The request the chaos load sends, and the status that counts as success."""
+    """The request the chaos load sends, and what counts as success: its status and, optionally, its
+    body (`contains` a text, or a JSON field `json_field` (dotted: `items.0.name`) that exists or
+    `equals` a value): a right status with a wrong body is a failure, counted by reason."""
 
     method: Literal["GET", "HEAD"] = "GET"
     path: UrlPath = "/"
     status: int = Field(200, ge=100, le=599)
+    contains: str | None = Field(None, min_length=1)
+    json_field: str | None = Field(None, min_length=1)
+    equals: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _one_body_check(self) -> LoadRequest:
+        if self.contains is not None and self.json_field is not None:
+            raise ValueError("contains, json_field: one body check at a time")
+        if self.equals is not None and self.json_field is None:
+            raise ValueError("equals: needs json_field (the field that must equal it)")
+        if self.method == "HEAD" and (self.contains or self.json_field):
+            raise ValueError("contains, json_field: a HEAD request has no body to check")
+        return self
 
 
 class CodeChange(_Section):
@@ -216,6 +232,15 @@ class CheckSettings(_Section):
     max_seconds: float = Field(90.0, gt=0, le=300)
     #: how long the app may take to serve again after its database pod is killed
     database_recovery_seconds: Seconds = 60.0
+    #: the chaos load's per-request and connect timeouts (a request counts as failed after them; the
+    #: failure windows allow one request timeout to drain), and how many requests may be in flight
+    request_timeout: float = Field(3.0, gt=0, le=30)
+    connect_timeout: float = Field(1.0, gt=0, le=30)
+    max_in_flight: int = Field(2000, ge=10, le=20000)
+    #: node failure: the share of the requests due while the node was lost that must be served
+    node_loss_min_served_share: float = Field(0.25, ge=0, le=1)
+    #: a crashed (SIGKILLed) app or database: how long until it serves again
+    crash_recovery_seconds: Seconds = 60.0
     #: property-based API checks (schemathesis): examples per operation, and the fixed seed
     api_examples: int = Field(20, ge=1, le=1000)
     api_seed: int = 1
@@ -248,7 +273,7 @@ class ImageSettings(_Section):
     airgap: Literal["auto", "always", "never"] = "auto"
     app: AppImage
     #: upstream image -> the local recipe that stands in for it when no registry answers
-    substitute: dict[str, Literal["python", "mysql", "postgres"]] = Field(default_factory=dict)
+    substitute: dict[str, SubstituteKind] = Field(default_factory=dict)
     #: registry mode: `host[:port][/prefix]`, where stageproof pushes its images and the k8s stage
     #: pulls them from (`<registry>/<images.app.tag>:<release>`, `<registry>/kindest/node:<version>`;
     #: on `registry_endpoint`'s host when that is set)
@@ -320,8 +345,14 @@ class ComposeSettings(_Section):
 
 
 class K8sSettings(_Section):
-    #: the team's manifests: a kustomization folder or a plain folder of YAML files
-    manifests: Path
+    #: the team's manifests: a kustomization folder or a plain folder of YAML files (or `chart`)
+    manifests: Path | None = None
+    #: the team's Helm chart (a folder), deployed with Helm itself; `values`: its values files, in
+    #: order (the team's own, or ones the team keeps for kind); `release`: the Helm release name
+    #: (default: app.name), as the chart derives names (a database host) from it
+    chart: Path | None = None
+    values: list[Path] = Field(default_factory=list)
+    release: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=53)
     #: a kind cluster config of the team's own (stageproof adds its port mapping), else a default
     kind_config: Path | None = None
     #: nodes of the kind cluster stageproof makes: one control plane, the rest workers
@@ -358,8 +389,24 @@ class K8sSettings(_Section):
     eviction_seconds: int = Field(10, ge=0, le=300)
     #: the broken release's progressDeadlineSeconds: how soon the harness learns the rollout stalled
     progress_deadline_seconds: int = Field(30, ge=5, le=600)
+    #: keep stageproof's kind cluster after a run (only the run's namespace goes) and reuse it next time,
+    #: when it was made from the same node image and kind config: the default on a laptop; in CI
+    #: (`CI=true`) only when set (the CI's sessions share one cluster; `stageproof down` removes it)
+    reuse: bool | None = None
 
-    _paths = field_validator("manifests", "kind_config", mode="before")(_existing)
+    _paths = field_validator("manifests", "kind_config", "chart", mode="before")(_existing)
+    _value_paths = field_validator("values", mode="before")(_existing_list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> K8sSettings:
+        if (self.manifests is None) == (self.chart is None):
+            raise ValueError("manifests, chart: name exactly one: a folder of manifests (or a kustomization), "
+                             "or a Helm chart")
+        if self.values and self.chart is None:
+            raise ValueError("values: Helm values files need stages.k8s.chart")
+        if self.chart is not None and not (self.chart / "Chart.yaml").is_file():
+            raise ValueError(f"chart: {self.chart} has no Chart.yaml")
+        return self
 
     @model_validator(mode="after")
     def _distinct_node_ports(self) -> K8sSettings:
@@ -462,7 +509,6 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{source}: not valid TOML: {err}") from err
     settings = parse_settings(_apply_env(raw, env), root=source.parent, source=str(source))
-    _check_contract_refs(settings, source=str(source))
     return with_credentials(settings, env)
 
 
@@ -499,23 +545,9 @@ def describe(err: ValidationError, *, names: Mapping[int, str] | None = None) ->
     return "\n  ".join(lines)
 
 
-def _check_contract_refs(settings: Settings, *, source: str) -> None:
-    """`checks.persistence` names a contract case with at least two steps."""
-    name = settings.checks.persistence
-    if name is None:
-        return
-    from harness.contract.cases import load_cases  # the contract module imports this one
-
-    cases = {case.name: case for case in load_cases(settings.contract.cases)}
-    if name not in cases:
-        raise ConfigError(f"{source}: checks.persistence: no contract case named {name!r} in {settings.contract.cases}")
-    if len(cases[name].all_steps()) < 2:
-        raise ConfigError(f"{source}: checks.persistence: case {name!r} needs steps (write, then read back)")
-
-
 #: $STAGEPROOF_K8S_<NAME> -> stages.k8s.<name>: an existing cluster, named from outside the file;
 #: a test's own cluster name or node count
-K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image", "cluster", "nodes")
+K8S_ENV_KEYS = ("context", "kubeconfig", "base_url", "app_image", "cluster", "nodes", "reuse")
 #: images.<key> <- $<variable>: a registry whose address a run only learns when it starts
 REGISTRY_ENV = {"registry": "STAGEPROOF_REGISTRY", "registry_endpoint": "STAGEPROOF_REGISTRY_ENDPOINT"}
 

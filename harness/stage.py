@@ -18,22 +18,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from harness.config import STAGE_NAMES, Settings
+from harness.deployment import Deployment as Deployment  # re-exported: the interface hands it out
 from harness.errors import ConfigError
 from harness.k8s.views import Answer, Replica
 
 DRIVER_MODULES = ("local", "docker", "compose", "k8s")
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """What a stage hands the contract suite: where the app answers, which release it runs, and
-    what the bring-up wants in the run summary (stand-in images, timings)."""
-
-    stage: str
-    base_url: str
-    release: str
-    token: str | None = None
-    notes: tuple[str, ...] = ()
 
 
 # -- the controls a stage may offer ------------------------------------------------------------
@@ -99,7 +88,15 @@ class Workload(Protocol):
     def rerun_seed(self) -> tuple[str, str]: ...
     def delete_job(self, name: str) -> None: ...
     def identity(self) -> str: ...
+    def revision(self) -> str: ...  # what the cluster calls the release now ("helm revision 3")
     def diagnostics(self) -> str: ...
+
+
+@runtime_checkable
+class ChartTests(Protocol):
+    """The chart's own `helm test` hooks: run them, (passed, what they said)."""
+
+    def run_tests(self) -> tuple[bool, str]: ...
 
 
 @runtime_checkable
@@ -139,6 +136,7 @@ class Capabilities:
     database: DatabaseControl | None = None
     workload: Workload | None = None
     builds: NewBuilds | None = None
+    chart: ChartTests | None = None
     nodes: NodeChaos | None = None
     ingress: Ingress | None = None
     withheld: Mapping[str, str] = field(default_factory=dict)
@@ -155,8 +153,8 @@ class Capabilities:
 
 #: each control's type -> its field in `Capabilities`
 CONTROLS: dict[type, str] = {AppControl: "app", AppContainer: "container", AppCrash: "crash",
-                             DatabaseControl: "database", Workload: "workload", NewBuilds: "builds", NodeChaos: "nodes",
-                             Ingress: "ingress"}
+                             DatabaseControl: "database", Workload: "workload", NewBuilds: "builds",
+                             ChartTests: "chart", NodeChaos: "nodes", Ingress: "ingress"}
 assert set(CONTROLS.values()) == {f.name for f in fields(Capabilities)} - {"withheld"}
 
 

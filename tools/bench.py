@@ -1,7 +1,9 @@
 """`nox -s bench`: a benchmark, not a timed test. It measures and prints, and never asserts.
 
 1. The load generator's highest sustained open-loop rate against the app on this machine (the
-   local-sqlite stage), and its schedule slip: how late requests went out versus when they were due.
+   local-sqlite stage), and its schedule slip: how late requests went out versus when they were due;
+   then the same rates against a backend that accepts and never answers (every request hangs until
+   its timeout): the rate the client still keeps, with nothing left unsent (what an outage needs).
 2. The harness's own cost per container stage: `stageproof up --detach` + `down` against the same
    steps written by hand, on the same files and images.
 Every figure is printed, written to reports/bench.json, and kept next to the load average it was
@@ -11,11 +13,13 @@ taken under (a busy machine makes every figure worse; re-run when it is quieter)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -29,11 +33,13 @@ from typing import Any
 from harness.appenv import app_env, with_python
 from harness.config import Settings, load_settings
 from harness.core.net import LOOPBACK, free_port, port_is_free
+from harness.core.process import ManagedProcess
 from harness.core.release import current_release
 from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.images.build import ensure_images
 from harness.lifecycle import StageRunner
-from harness.load.generator import LoadGenerator, Sample, percentile, summarize
+from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator, Sample, percentile, summarize
 from harness.services.engine import endpoint, engine_for
 
 RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
@@ -88,12 +94,16 @@ class RateStep:
     p99_ms: float
     slipped: float  # share of requests late by more than LATE (or never sent)
     p99_late_ms: float
-    workers: int = 0
+    peak_in_flight: int = 0
+    never_sent: int = 0
+    hanging: bool = False  # against a backend that never answers: failures expected, slip and unsent not
     client_cpu_seconds: float = 0.0  # the generator's own CPU time (this process), of 2 cores here
     load_average: float = 0.0
 
     @property
     def sustained(self) -> bool:
+        if self.hanging:
+            return self.sent > 0 and self.never_sent == 0 and self.slipped < MAX_SHARE
         return self.sent > 0 and self.failed / self.sent < MAX_SHARE and self.slipped < MAX_SHARE
 
 
@@ -103,7 +113,7 @@ def rate_step(rate: float, seconds: float, samples: Sequence[Sample], **extra: A
     result = summarize("", rate, seconds, window)
     slipped, p99_late_ms = slip(window)
     return RateStep(rate, seconds, result.sent, result.failed, result.reasons, result.succeeded / seconds,
-                    result.p50_ms, result.p99_ms, slipped, p99_late_ms, **extra)
+                    result.p50_ms, result.p99_ms, slipped, p99_late_ms, never_sent=result.never_sent, **extra)
 
 
 def highest_sustained(steps: Sequence[RateStep]) -> float | None:
@@ -131,44 +141,89 @@ def phases(stdout: str, stderr: str) -> dict[str, float]:
 
 
 # -- 1. the load generator's sustained rate ----------------------------------------------------
-def bench_load(settings: Settings, rates: Sequence[float], seconds: float, workers: int | None) -> list[RateStep]:
+def bench_load(settings: Settings, rates: Sequence[float], seconds: float, cap: int) -> list[RateStep]:
     """local-sqlite up in this process, then each rate in turn against the configured load request."""
     runner = StageRunner(settings)
     try:
         _, deployment = runner.start("local-sqlite")
         url = deployment.base_url + settings.checks.load.path
-        load_step(settings, url, rates[0], WARMUP_SECONDS, workers)  # not counted: first connections, caches
+        load_step(settings, url, rates[0], WARMUP_SECONDS, cap)  # not counted: first connections, caches
         steps = []
         for rate in rates:
-            steps.append(load_step(settings, url, rate, seconds, workers))
+            steps.append(load_step(settings, url, rate, seconds, cap))
             print(_step_line(steps[-1]), flush=True)
         return steps
     finally:
         runner.stop_all()
 
 
-def load_step(settings: Settings, url: str, rate: float, seconds: float, workers: int | None = None) -> RateStep:
-    workers = workers or min(256, max(16, int(rate / 2)))  # by default as measure_disruption sizes it
+def bench_hanging(settings: Settings, rates: Sequence[float], seconds: float, cap: int,
+                  workdir: Path) -> list[RateStep]:
+    """The same rates against `hang` (a process of its own: its CPU is not the client's), which
+    accepts every connection, reads it, and never answers."""
+    port = free_port()
+    server = ManagedProcess("bench-hang", [sys.executable, "-m", "tools.bench", "hang", str(port)],
+                            log_path=workdir / "hang.log").start()
+    try:
+        wait_until(_listening(port), timeout=30, what=f"the hanging backend on port {port}")
+        steps = []
+        for rate in rates:
+            steps.append(load_step(settings, f"http://{LOOPBACK}:{port}/", rate, seconds, cap, hanging=True))
+            print(_step_line(steps[-1]), flush=True)
+        return steps
+    finally:
+        server.stop()
+
+
+def _listening(port: int) -> Callable[[], None]:
+    def probe() -> None:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
+        except OSError as err:
+            raise NotYet(f"nothing listens on {LOOPBACK}:{port} yet: {err}") from err
+
+    return probe
+
+
+def hang(port: int) -> None:
+    """`python -m tools.bench hang PORT`: accept, read, never answer; close when the client does."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while await reader.read(65536):
+                pass
+        writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, LOOPBACK, port, backlog=4096)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def load_step(settings: Settings, url: str, rate: float, seconds: float, cap: int = DEFAULT_MAX_IN_FLIGHT, *,
+              hanging: bool = False) -> RateStep:
     before, cpu = load_average(), time.process_time()
     load = LoadGenerator(url, rate=rate, max_seconds=seconds + TAIL_SECONDS, timeout=REQUEST_TIMEOUT,
                          method=settings.checks.load.method, expect_status=settings.checks.load.status,
-                         workers=workers).start()
-    time.sleep(seconds + TAIL_SECONDS)  # no polling meanwhile: `samples()` takes the generator's lock
-    due, deadline = math.ceil(seconds * rate), seconds + TAIL_SECONDS + REQUEST_TIMEOUT + 1
-    while load.elapsed() < deadline and sum(s.sent_at < seconds for s in load.samples()) < due:
-        time.sleep(0.25)
-    load.stop()
-    return rate_step(rate, seconds, load.samples(), workers=workers, load_average=max(before, load_average()),
-                     client_cpu_seconds=round(time.process_time() - cpu, 2))
+                         max_in_flight=cap).start()
+    load.wait_scheduled(seconds * 10 + 60)  # a busy machine makes the client late, not the step shorter
+    due, deadline = math.ceil(seconds * rate), load.elapsed() + REQUEST_TIMEOUT + 1
+    while not hanging and load.elapsed() < deadline and sum(s.sent_at < seconds for s in load.samples()) < due:
+        time.sleep(0.25)  # the last answers of the window (a hanging backend gives none: they are abandoned)
+    result = load.stop(grace=0.0 if hanging else 1.0)
+    return rate_step(rate, seconds, load.samples(), peak_in_flight=result.peak_in_flight, hanging=hanging,
+                     load_average=max(before, load_average()), client_cpu_seconds=round(time.process_time() - cpu, 2))
 
 
 def _step_line(step: RateStep) -> str:
     reasons = ", ".join(f"{n}x {why}" for why, n in sorted(step.reasons.items())) or "-"
-    return (f"  {step.rate:>6g}/s  sent {step.sent:>5}  failed {step.failed:>5} ({reasons})  "
-            f"achieved {step.achieved:7.1f}/s  p50 {step.p50_ms:6.1f} ms  p99 {step.p99_ms:7.1f} ms  "
-            f"slipped {step.slipped:6.1%}  p99 late {step.p99_late_ms:7.1f} ms  "
-            f"{'sustained' if step.sustained else 'NOT sustained'}  ({step.workers} workers, client CPU "
-            f"{step.client_cpu_seconds:g}s, load avg {step.load_average:g})")
+    return (f"  {step.rate:>6g}/s{' hanging' if step.hanging else ''}  sent {step.sent:>5}  failed {step.failed:>5} "
+            f"({reasons})  never sent {step.never_sent}  achieved {step.achieved:7.1f}/s  p50 {step.p50_ms:6.1f} ms  "
+            f"p99 {step.p99_ms:7.1f} ms  slipped {step.slipped:6.1%}  p99 late {step.p99_late_ms:7.1f} ms  "
+            f"{'sustained' if step.sustained else 'NOT sustained'}  ({step.peak_in_flight} in flight at most, client "
+            f"CPU {step.client_cpu_seconds:g}s, load avg {step.load_average:g})")
 
 
 # -- 2. bring-up + teardown: stageproof versus by hand -------------------------------------------
@@ -356,7 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=PARTS, help="measure only this (repeatable)")
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--seconds", type=float, default=STEP_SECONDS, help="how long each rate is held")
-    parser.add_argument("--workers", type=int, help="load generator threads (default: as the chaos checks size them)")
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+                        help="the load client's in-flight cap (default: as the chaos checks use it)")
     parser.add_argument("--repeat", type=int, default=3, help="bring-ups per stage and flow")
     parser.add_argument("--output", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
@@ -364,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     if "load" in parts:
-        report["load"] = load_report(settings, args.rates, args.seconds, args.workers)
+        report["load"] = load_report(settings, args.rates, args.seconds, args.max_in_flight)
     stages = [part for part in parts if part in ("compose", "docker")]
     if stages:
         print(f"bring-up + teardown, {args.repeat}x per flow (stageproof up --detach + down vs by hand):")
@@ -378,16 +434,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def load_report(settings: Settings, rates: Sequence[float], seconds: float, workers: int | None) -> dict[str, Any]:
-    print(f"load generator, open loop, {seconds:g}s per rate, slipped = more than {LATE * 1000:g} ms late:")
-    steps = bench_load(settings, rates, seconds, workers)
-    best = highest_sustained(steps)
+def load_report(settings: Settings, rates: Sequence[float], seconds: float, cap: int) -> dict[str, Any]:
+    print(f"load generator, open loop, {seconds:g}s per rate, slipped = more than {LATE * 1000:g} ms late "
+          f"or never sent, in-flight cap {cap}, timeout {REQUEST_TIMEOUT:g}s:")
+    steps = bench_load(settings, rates, seconds, cap)
+    print("the same rates against a backend that accepts and never answers (sustained = nothing never sent, "
+          "< 1% slipped):")
+    with tempfile.TemporaryDirectory(prefix="stageproof-bench-") as tmp:
+        hanging = bench_hanging(settings, rates, seconds, cap, Path(tmp))
+    best, best_hanging = highest_sustained(steps), highest_sustained(hanging)
     met = best is not None and best >= GOAL_RATE
     print(f"highest sustained rate: {f'{best:g}/s' if best else 'none'} (goal >= {GOAL_RATE:g}/s with < 1% slipped: "
-          f"{'met' if met else 'NOT met'})")
+          f"{'met' if met else 'NOT met'}); with a hanging backend: "
+          f"{f'{best_hanging:g}/s' if best_hanging else 'none'}")
     return {"steps": [{**asdict(step), "sustained": step.sustained} for step in steps],
-            "highest_sustained_rate": best, "goal_rate": GOAL_RATE, "goal_met": met}
+            "hanging_steps": [{**asdict(step), "sustained": step.sustained} for step in hanging],
+            "highest_sustained_rate": best, "highest_sustained_rate_hanging": best_hanging, "goal_rate": GOAL_RATE,
+            "goal_met": met, "max_in_flight": cap, "timeout": REQUEST_TIMEOUT}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    if sys.argv[1:2] == ["hang"]:
+        hang(int(sys.argv[2]))
+    else:
+        raise SystemExit(main())

@@ -19,6 +19,7 @@ from harness.contract.cases import Case
 from harness.contract.runner import CaseResult, ContractClient
 from harness.core.wait import NotYet
 from harness.load import DisruptionResult, measure_disruption
+from harness.load.body import ABSENT, BodyCheck, Contains, JsonField
 from harness.stage import CONTROLS, Deployment
 
 Report = Callable[[str], None]
@@ -80,7 +81,19 @@ def under_load(settings: Settings, deployment: Deployment, what: str, disrupt: C
     checks = settings.checks
     return measure_disruption(load_url(settings, deployment), what, disrupt, recovered=recovered, rate=checks.rate,
                               max_seconds=max_seconds or checks.max_seconds, method=checks.load.method,
-                              expect_status=checks.load.status)
+                              expect_status=checks.load.status, body=load_body(settings),
+                              timeout=checks.request_timeout, connect_timeout=checks.connect_timeout,
+                              max_in_flight=checks.max_in_flight)
+
+
+def load_body(settings: Settings) -> BodyCheck | None:
+    """The body check of `[checks] load` (contains, or json_field [+ equals]), if any."""
+    load = settings.checks.load
+    if load.contains is not None:
+        return Contains(load.contains)
+    if load.json_field is not None:
+        return JsonField(load.json_field, ABSENT if load.equals is None else load.equals)
+    return None
 
 
 def persistence_case(settings: Settings, cases: list[Case]) -> Case:

@@ -11,10 +11,10 @@ import secrets
 
 import requests
 
-from harness.checks.common import requires
+from harness.checks.common import Reporter, requires, under_load
 from harness.config import Settings
 from harness.core.wait import NotYet, wait_until
-from harness.stage import AppContainer, Deployment
+from harness.stage import AppContainer, AppCrash, Deployment
 
 
 @requires(AppContainer)
@@ -54,3 +54,19 @@ def _request_entry(line: str, token: str) -> bool:
     except ValueError:
         return False
     return isinstance(entry, dict) and token in str(entry.get("path", "")) and {"method", "status"} <= entry.keys()
+
+
+@requires(AppContainer, AppCrash)
+def test_a_sigkilled_app_container_comes_back_and_serves(app_crash: AppCrash, deployment: Deployment,
+                                                         stageproof_settings: Settings, report: Reporter) -> None:
+    """A crash, not a polite stop: SIGKILL of the app's container under load. It is started again
+    (its restart policy, else as an operator would), and serves: failures only while it is away (plus
+    one request timeout), none after, back within `checks.crash_recovery_seconds`."""
+    checks = stageproof_settings.checks
+    killed: list[str] = []
+    result = under_load(stageproof_settings, deployment, "app container SIGKILL",
+                        lambda: killed.append(app_crash.crash()), app_crash.recover)
+    verdict = result.database_outage(None, max_recovery_seconds=checks.crash_recovery_seconds)
+    report(verdict.summary(), {**result.figures(), "verdict": verdict.as_dict()})
+    assert result.covered, "the load ended before the app served again"
+    assert verdict.passed, f"app container {killed[0][:12]} SIGKILL: " + "; ".join(verdict.problems)

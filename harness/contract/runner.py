@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from harness.contract.cases import Case, Expect, Request
-from harness.stage import Deployment
+from harness.deployment import Deployment
 
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WRONG_TOKEN = "stageproof-wrong-token"
@@ -43,14 +43,15 @@ class ContractClient:
         self.session = requests.Session()
         self.unique = unique or secrets.token_hex(4)
 
-    def run_case(self, case: Case, *, first_step: int = 1, variables: dict[str, Any] | None = None) -> CaseResult:
-        """Run the case's steps from `first_step` (1-based), starting from `variables` (what an
-        earlier run of the case saved) when given."""
+    def run_case(self, case: Case, *, first_step: int = 1, last_step: int | None = None,
+                 variables: dict[str, Any] | None = None) -> CaseResult:
+        """Run the case's steps from `first_step` to `last_step` (1-based, inclusive; default: the
+        last), starting from `variables` (what an earlier run of the case saved) when given."""
         result = CaseResult(case.name)
         variables = {"release": self.deployment.release, "unique": self.unique,
                      "token": self.deployment.token or "", **(variables or {})}
         result.variables = variables
-        for number, step in enumerate(case.all_steps()[first_step - 1:], start=first_step):
+        for number, step in enumerate(case.all_steps()[first_step - 1:last_step], start=first_step):
             response = self.send(step.request, variables)
             where = f"step {number} ({step.request.method} {response.request.path_url})"
             problems = check(step.expect, response, variables)

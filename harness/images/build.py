@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import AppImage, ImageSettings, Settings
+from harness.config import SUBSTITUTE_KINDS, AppImage, ImageSettings, Settings
 from harness.core.release import current_release
 from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
 from harness.images import say, step
 from harness.images.change import changed_context
 from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
-from harness.images.substitutes import INHERITED_LABELS, ensure_substitutes
+from harness.images.stand_in_refusal import raise_if_refused
+from harness.images.substitutes import INHERITED_LABELS, auto_kind, ensure_substitutes
 
 PULL_TIMEOUT = 300.0
 #: what pip prints in a substitute when the wheel pool lacks a package
@@ -66,8 +67,8 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
     say(f"{'air-gapped' if airgap else 'registry'} mode, release {release}")
     substitutes: dict[str, str] = {}
     if airgap:
-        _check_airgap_sources(images, database)
-        substitutes = ensure_substitutes(images.substitute, requirements=images.app.requirements, force=force)
+        wanted = stand_ins_needed(images, database, engine=settings.database.engine_name)
+        substitutes = ensure_substitutes(wanted, requirements=images.app.requirements, force=force)
         for ref, description in substitutes.items():
             say(f"substitute: {ref} <- {description}")
     else:
@@ -76,6 +77,8 @@ def ensure_images(settings: Settings, *, release: str | None = None, force: bool
         try:
             app = build_app_image(images.app, release=release, force=force, clear=INHERITED_LABELS if airgap else ())
         except CommandFailed as err:
+            if airgap:
+                raise_if_refused(err, dockerfile=images.app.dockerfile)
             if airgap and OFFLINE_PIP_MISS in err.stderr:
                 raise ConfigError(f"images.app.requirements: the Dockerfile pip-installs a package that is not in "
                                   f"the offline wheelhouse (built from {images.app.requirements}): list every "
@@ -152,14 +155,25 @@ def base_images(dockerfile: Path) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _check_airgap_sources(images: ImageSettings, database: str) -> None:
-    """Without a registry every upstream image must be here or substituted: say which is not."""
+def stand_ins_needed(images: ImageSettings, database: str, *, engine: str) -> dict[str, str]:
+    """Without a registry every upstream image must be here or stand in: {ref: kind}, from
+    `[images.substitute]` and, for the refs it does not list, the stand-in that serves them
+    (node:*, golang:*, alpine:*, debian:*, distroless, the engine's own image); one that none serves
+    is one error naming the key."""
     needed = {ref: "images.app.dockerfile" for ref in base_images(images.app.dockerfile)}
     needed[database] = "database.image"
+    wanted: dict[str, str] = dict(images.substitute)
     for ref, key in needed.items():
-        if ref not in images.substitute and image_id(ref) is None:
+        if ref in wanted or (image_id(ref) is not None and not (image_labels(ref) or {}).get(SUBSTITUTE_LABEL)):
+            continue
+        kind = auto_kind(ref, engine=engine if key == "database.image" else None)
+        if kind is None:
+            kinds = ", ".join(SUBSTITUTE_KINDS)
             raise ConfigError(f"images.substitute: {key} needs {ref}, which is not here and no registry answers: "
-                              f'add `"{ref}" = "python"` (or "mysql") to [images.substitute], or `docker load` it')
+                              f'add `"{ref}" = "<kind>"` to [images.substitute] (kinds: {kinds}), or `docker load` it')
+        say(f"{ref} ({key}) stands in as the {kind} stand-in (no [images.substitute] line needed)")
+        wanted[ref] = kind
+    return wanted
 
 
 def _pull_missing(refs: list[str]) -> None:

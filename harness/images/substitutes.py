@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness.config import image_engine
 from harness.core.cache import recipe_hash
 from harness.errors import ConfigError
 from harness.images import docker, say, step
 from harness.images.docker import RECIPE_LABEL, SUBSTITUTE_LABEL, build_image, image_id, untag_others
 from harness.images.rootfs import ensure_rootfs_image
+from harness.images.stand_in_refs import debian_suite, kind_for, ref_lines
 from harness.images.wheels import add_to_pool, ensure_wheelhouse, link_or_copy, pool_wheels
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
@@ -68,16 +70,17 @@ def ensure_substitutes(wanted: Mapping[str, str], *, requirements: Path | None,
             say(f"{ref} is a real image here: used as is, not substituted")
             result[ref] = f"{ref} (the real image, found here: not substituted)"
             continue
-        if kind not in built:
+        key = f"{kind}:{debian_suite(ref)}" if kind == "debian" else kind
+        if key not in built:
             with step(f"{kind} substitute"):
-                built[kind] = build_substitute(kind, requirements=requirements, force=force)
-        _stand_in(ref, built[kind].image)
-        result[ref] = built[kind].description
+                built[key] = build_substitute(kind, ref, requirements=requirements, force=force)
+        stand_in(ref, built[key].image)
+        result[ref] = built[key].description
     return result
 
 
-def build_substitute(kind: str, *, requirements: Path | None, force: bool) -> Substitute:
-    """The stand-in image of one kind (config.SUBSTITUTE_KINDS), built from its recipe or found."""
+def build_substitute(kind: str, ref: str, *, requirements: Path | None, force: bool) -> Substitute:
+    """The stand-in image of one kind (config.SUBSTITUTE_KINDS) for upstream `ref`, built or found."""
     if kind == "python" and requirements is not None:
         return _python(_base(), requirements, force=force)
     if kind == "mysql":
@@ -88,7 +91,17 @@ def build_substitute(kind: str, *, requirements: Path | None, force: bool) -> Su
         return build_postgres_substitute(force=force)
     from harness.images import stand_ins
 
-    return stand_ins.build(kind, force=force)
+    return stand_ins.build_kind(kind, ref, force=force)
+
+
+def auto_kind(ref: str, *, engine: str | None = None) -> str | None:
+    """The stand-in that serves `ref` without a config line: node:*, golang:*, alpine:*, debian:*,
+    distroless; `engine`'s official image (mysql:*, postgres:*) for the database image."""
+    if engine is not None and image_engine(ref) == engine:
+        return engine
+    if ref.split("/")[-1].split(":")[0] == "python" and "/" not in ref.removeprefix("docker.io/library/"):
+        return "python"
+    return kind_for(ref)
 
 
 def _base() -> str:
@@ -130,14 +143,14 @@ def _python(base: str, requirements: Path, *, force: bool) -> Substitute:
     return Substitute(tag, f"{tag} (Debian bookworm python3 + pip + host wheelhouse, {len(wheels)} wheels)")
 
 
-def _stand_in(ref: str, substitute: str) -> None:
-    """Tag `substitute` as `ref`, with a label saying which upstream image it stands in for.
-
-    A label-only image on top of the substitute (no layer): one substitute may stand in for
-    several refs (`mysql:8.4`, `mysql:8.0`), each labelled with its own name.
-    """
-    recipe = recipe_hash("stand-in-v1", ref, f"image:{image_id(substitute)}")
-    if docker.image_label(ref) == recipe:
-        return
-    build_image(ref, context=None, dockerfile_text=f"FROM {substitute}\n",
-                labels={SUBSTITUTE_LABEL: ref, RECIPE_LABEL: recipe})
+def stand_in(ref: str, substitute: str) -> str:
+    """Tag `substitute` as `ref`: a label-only image on top of it (no layer), plus the ref's own lines
+    (the -alpine PATH, distroless's nonroot user), labelled with the upstream ref it stands in for;
+    one substitute may stand in for several refs (`mysql:8.4`, `mysql:8.0`). Never for a ref that holds
+    a real image (no `io.stageproof.substitute-for` label)."""
+    lines = ref_lines(ref)
+    recipe = recipe_hash("stand-in-v2", ref, f"image:{image_id(substitute)}", *lines)
+    if docker.image_label(ref) != recipe:
+        text = "".join(f"{line}\n" for line in (f"FROM {substitute}", *lines))
+        build_image(ref, context=None, dockerfile_text=text, labels={SUBSTITUTE_LABEL: ref, RECIPE_LABEL: recipe})
+    return ref

@@ -20,6 +20,7 @@ from harness.core.shield import say
 from harness.core.wait import app_ready, wait_until
 from harness.k8s import addons, manifests, namespace
 from harness.k8s.api import Api, connect
+from harness.k8s.chart import ChartRelease, helm_for, tag_for_hooks
 from harness.k8s.deployed import Deployed
 from harness.k8s.providers import ClusterAccess, ClusterProvider, registry_mode
 
@@ -53,12 +54,20 @@ class Bringup:
         self.api = connect(access.kubectl.kubeconfig, access.kubectl.context)
         summary = [addons.node_summary(self.api, access.name)]
         say(f"[stageproof] k8s: {summary[0]}")
-        with self._step("render the manifests"):
-            theirs = manifests.render_theirs(access.kubectl, self.settings)
+        chart = ChartRelease(self.settings, helm_for(access.kubectl, self.spec.namespace),
+                             access.kubectl) if self.spec.chart is not None else None
+        with self._step("render the chart" if chart else "render the manifests"):
+            theirs = chart.render(self.api.core.api_client) if chart else manifests.render_theirs(access.kubectl,
+                                                                                                 self.settings)
         ours = self.provider.info().ours
         self.deployed = Deployed(self.settings, self.api, access.kubectl, theirs, self.run_id, self.release,
-                                 image=app_image, ingress_class=addons.INGRESS_CLASS if ours else None)
-        delivered = self._deliver(refs, theirs, app_image, ours=ours)
+                                 image=app_image, ingress_class=addons.INGRESS_CLASS if ours else None, chart=chart)
+        if chart is not None and app_image in refs and (hooked := chart.hook_images(self._app_name())):
+            refs += tag_for_hooks(app_image, hooked)
+            summary.append(f"chart hooks run {', '.join(sorted(hooked))}: tagged as this build (Helm runs hooks "
+                           "without the post-renderer)")
+        delivered = self._deliver(refs, theirs, app_image, ours=ours, also=set(refs) - {app_image}
+                                  if chart is not None else set())
         if ours and delivered:
             summary.append("images: " + ", ".join(f"{ref} {size / 1e6:.0f} MB"
                                                   for ref, size in image_sizes(delivered).items()))
@@ -101,12 +110,15 @@ class Bringup:
         self.substitutes = dict(built.substitutes)
         return built.refs(), built.app
 
+    def _app_name(self) -> str | None:
+        return self.settings.images.app.ref_name if self.settings.images is not None else None
+
     def _deliver(self, refs: list[str], theirs: manifests.Rendered, app_image: str | None, *,
-                 ours: bool) -> list[str]:
+                 ours: bool, also: frozenset[str] | set[str] = frozenset()) -> list[str]:
         """Of `refs`, the images a pod will run (the app's, the manifests' own) and, on our cluster,
         the add-ons', to the nodes in one go: every node gets a copy, so a build-only image (a base
         image's stand-in) stays out. What the manifests run and nobody delivers must be pulled."""
-        run_by_them = theirs.images()
+        run_by_them = theirs.images() | set(also)
         needed = [ref for ref in refs if ref == app_image or ref in run_by_them]
         if skipped := [ref for ref in refs if ref not in needed]:
             say(f"[stageproof] k8s: not delivered (no pod runs them): {', '.join(skipped)}")

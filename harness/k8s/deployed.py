@@ -16,6 +16,7 @@ from harness.config import K8sSettings, Settings
 from harness.errors import StageproofError
 from harness.k8s import diagnostics, manifests, pods, status
 from harness.k8s.api import Api
+from harness.k8s.chart import ChartRelease
 from harness.k8s.manifests import Kubectl, Rendered
 from harness.k8s.views import Replica
 from harness.k8s.watch import watch_until
@@ -37,6 +38,8 @@ class Deployed:
     image: str | None = None
     ingress_class: str | None = None
     releases: list[str] = field(default_factory=list)
+    #: the team's chart, when it ships one (then Helm installs each release)
+    chart: ChartRelease | None = None
 
     @property
     def spec(self) -> K8sSettings:
@@ -49,7 +52,13 @@ class Deployed:
 
     # -- releases -------------------------------------------------------------------------------
     def apply(self, release: str, *, broken_deadline: int | None = None) -> None:
-        """Their manifests under the run's overlay for `release` (the first, or a later one)."""
+        """Their manifests (or chart) under the run's overlay for `release` (the first, or a later one)."""
+        if self.chart is not None:
+            revision = self.chart.install(self.theirs, app_image=self.image, release=release, run_id=self.run_id,
+                                          ingress_class=self.ingress_class, broken_deadline=broken_deadline,
+                                          timeout=self.spec.up_timeout)
+            log.info("helm release %s: revision %s (%s)", self.chart.name, revision.number, revision.status)
+            return
         manifests.apply(self.kubectl, self.settings, self.theirs, app_image=self.image, release=release,
                         run_id=self.run_id, ingress_class=self.ingress_class, broken_deadline=broken_deadline,
                         later=bool(self.releases))

@@ -24,7 +24,7 @@ import yaml
 
 from harness.core.cache import cache_dir
 from harness.core.net import LOOPBACK, free_port
-from harness.core.ownership import KEPT_MARKER, OWNER_MARKER, write_marker
+from harness.core.ownership import KEPT_MARKER, OWNER_MARKER, read_marker, write_marker
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import ConfigError, StageproofError
@@ -202,8 +202,15 @@ class KindCluster:
         """Left up on purpose (`--keep`, `up --detach`): the next run reuses it, `down` removes it."""
         return (self.state_dir / KEPT_MARKER).exists()
 
-    def mark_kept(self) -> None:
-        write_marker(self.state_dir / KEPT_MARKER, self.run_id)
+    def mark_kept(self, *, fit: str = "") -> None:
+        """Left up for reuse; `fit` says what it was made from (node image, kind config) so that a
+        run needing another never reuses it."""
+        write_marker(self.state_dir / KEPT_MARKER, self.run_id, fit=fit)
+
+    def kept_fit(self) -> str | None:
+        """What the kept cluster was made from (None: not kept, or kept before `fit` was recorded)."""
+        entry = read_marker(self.state_dir / KEPT_MARKER)
+        return str(entry.get("fit") or "") if entry is not None else None
 
     def _env(self) -> dict[str, str]:
         return {"KIND_EXPERIMENTAL_DOCKER_NETWORK": self.network}

@@ -122,6 +122,7 @@ def render_theirs(kubectl: Kubectl, settings: Settings) -> Rendered:
     (the kind config excepted) through a kustomization listing them."""
     spec = _spec(settings)
     folder = spec.manifests
+    assert folder is not None, "a chart renders with harness.k8s.chart"
     if any((folder / name).is_file() for name in KUSTOMIZATION_FILES):
         text = kubectl.kustomize(folder)
     else:
@@ -170,20 +171,29 @@ def overlay(settings: Settings, theirs: Rendered, *, app_image: str | None, rele
                           labels=[{"pairs": {RUN_LABEL: run_id}, "includeSelectors": False}])
 
 
+def write_overlay(workdir: Path, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
+                  run_id: str, ingress_class: str | None = None, broken_deadline: int | None = None,
+                  later: bool = False) -> None:
+    """The run's overlay as files in `workdir`: its kustomization and the objects it adds; the
+    render of their manifests goes into THEIRS (here, or by Helm's post-renderer)."""
+    data = overlay(settings, theirs, app_image=app_image, release=release, run_id=run_id,
+                   ingress_class=ingress_class, broken_deadline=broken_deadline, later=later)
+    if ingress_class:
+        _write(workdir / INGRESS, ingress(theirs, _spec(settings), ingress_class))
+    if BUDGET in data["resources"]:
+        _write(workdir / BUDGET, disruption.budget(_web(theirs, _spec(settings))))
+    _write(workdir / "kustomization.yaml", data)
+
+
 def render_run(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: str | None, release: str,
                run_id: str, ingress_class: str | None = None, broken_deadline: int | None = None,
                later: bool = False) -> str:
     """Their render under the run's overlay, rendered: the YAML the run applies."""
-    data = overlay(settings, theirs, app_image=app_image, release=release, run_id=run_id,
-                   ingress_class=ingress_class, broken_deadline=broken_deadline, later=later)
     with tempfile.TemporaryDirectory(prefix="stageproof-kustomize-") as tmp:
         workdir = Path(tmp)
         (workdir / THEIRS).write_text(theirs.text)
-        if ingress_class:
-            _write(workdir / INGRESS, ingress(theirs, _spec(settings), ingress_class))
-        if BUDGET in data["resources"]:
-            _write(workdir / BUDGET, disruption.budget(_web(theirs, _spec(settings))))
-        _write(workdir / "kustomization.yaml", data)
+        write_overlay(workdir, settings, theirs, app_image=app_image, release=release, run_id=run_id,
+                      ingress_class=ingress_class, broken_deadline=broken_deadline, later=later)
         return kubectl.kustomize(workdir)
 
 
@@ -291,6 +301,11 @@ def web_disruption_patches(theirs: Rendered, spec: K8sSettings, broken_deadline:
 # -- pieces ------------------------------------------------------------------------------------
 def _web(theirs: Rendered, spec: K8sSettings) -> Doc:
     return theirs.named(spec.deployment, ("Deployment",), key="stages.k8s.deployment")
+
+
+def containers_of(doc: Doc) -> Iterator[tuple[str, str, Doc]]:
+    """(JSON pointer, list name, container) of every container and init container of a workload."""
+    return _containers(doc)
 
 
 def _containers(doc: Doc) -> Iterator[tuple[str, str, Doc]]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.core.run import run
+from harness.core.wait import NotYet, wait_until
 from harness.errors import ConfigError
 from harness.k8s import pods, rollout, status
 from harness.k8s.deployed import Deployed
@@ -60,6 +61,13 @@ class K8sWorkload:
     def diagnostics(self) -> str:
         return self._d.logs()
 
+    def revision(self) -> str:
+        if self._d.chart is not None and self._d.chart.revisions:
+            latest = self._d.chart.revisions[-1]
+            return f"helm revision {latest.number} ({latest.description or latest.status})"
+        revision = (self._d.web().metadata.annotations or {}).get(rollout.REVISION, "?")
+        return f"deployment revision {revision}"
+
     # -- moving it -----------------------------------------------------------------------------------
     def kill(self) -> str:
         """Delete one Ready web pod (graceful: preStop, then SIGTERM); its name."""
@@ -83,8 +91,12 @@ class K8sWorkload:
         self._d.ship(release)
 
     def roll_back(self) -> None:
-        """`rollout undo` (client equivalent): the previous revision's template comes back."""
-        rollout.undo(self._d.api, self._d.namespace, self._d.spec.deployment)
+        """`helm rollback` for a chart (Helm records a new revision), else `rollout undo` (client
+        equivalent): the previous revision's template comes back."""
+        if self._d.chart is not None:
+            self._d.chart.rollback(timeout=self._d.spec.check_timeout)
+        else:
+            rollout.undo(self._d.api, self._d.namespace, self._d.spec.deployment)
         self._d.wait_rolled_out()
         if len(self._d.releases) > 1:
             self._d.releases.pop()
@@ -180,12 +192,29 @@ class K8sCrash:
     def __init__(self, deployed: Deployed) -> None:
         self._d = deployed
         self._replicas: int | None = None  # the database's, while it is scaled to 0
+        self._victim: tuple[str, int] | None = None  # the crashed pod and its restarts before
 
     def crash(self) -> str:
         """SIGKILL the app container of one Ready web pod; its name."""
+        pod = self._d.pods(self._d.web_selector(), ready_only=True)[0]
+        self._victim = (str(pod.metadata.name), status.restarts(pod))
         return self._kill_first(self._d.web_selector())
 
     def recover(self) -> None:
+        """The crashed pod's container restarted by its kubelet (restarts went up) and Ready again."""
+        assert self._victim is not None, "recover() before crash()"
+        name, restarts = self._victim
+
+        def restarted() -> None:
+            found = {r.name: r for r in self._d.replicas(self._d.web_selector(), ready_only=False)}
+            replica = found.get(name)
+            if replica is None or replica.restarts <= restarts or not replica.ready:
+                raise NotYet(f"pod {name}: restarts {replica.restarts if replica else '?'} (was {restarts}), "
+                             f"ready {replica.ready if replica else False}")
+
+        wait_until(restarted, what=f"the kubelet to restart the SIGKILLed container of pod {name} and the pod to "
+                   "be Ready again", timeout=self._d.spec.check_timeout, interval=0.2, max_interval=0.5,
+                   diagnostics=self._d.logs)
         self._d.wait_rolled_out()
 
     def stop(self) -> None:
@@ -247,3 +276,15 @@ def kill_container(node: str, pod: str, namespace: str, container: str) -> None:
     pid = run([*crictl, "inspect", "--output", "go-template", "--template", "{{.info.pid}}",
                found.stdout.split()[0]]).stdout.strip()
     run(["docker", "exec", node, "kill", "-KILL", pid])
+
+
+class K8sChartTests:
+    """ChartTests of a chart with `helm test` hooks."""
+
+    def __init__(self, deployed: Deployed) -> None:
+        self._d = deployed
+
+    def run_tests(self) -> tuple[bool, str]:
+        assert self._d.chart is not None
+        result = self._d.chart.test(timeout=self._d.spec.check_timeout)
+        return result.passed, result.describe()

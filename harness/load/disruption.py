@@ -1,9 +1,11 @@
 """Do something disruptive to a running stage while a load measures what users would have seen.
 
 `measure_disruption` is the one shape of every chaos check: a steady baseline under load, the
-disruption (kill a pod, scale, roll out), the wait until the stage says it has recovered, a
-short settle period still under load, then the counts. Usable by any stage: it only needs a
-URL on 127.0.0.1 and two callables.
+disruption (kill a pod, scale, roll out), the wait until the stage says it has recovered, then the
+load goes on for a drain (one request timeout: what was queued in the outage may take that long to
+fail) plus a tail, so that a failure after the allowed window can be seen at all. Usable by any
+stage: it only needs a URL on 127.0.0.1 and two callables. The verdicts (`harness.load.verdicts`)
+judge the samples it keeps.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.core.wait import NotYet, wait_until
-from harness.load.generator import OVERLOADED, LoadGenerator, LoadResult
+from harness.load import verdicts
+from harness.load.body import BodyCheck, Mark
+from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator
+from harness.load.samples import LoadResult, Sample
+from harness.load.verdicts import MIN_TAIL, Verdict
 
 BASELINE_TIMEOUT = 30.0
-#: requests the load client could not send on time (its own overload, not the app's): up to this
-#: share they are reported but do not fail a zero-failure claim; above it nothing is proven
-MAX_DROPPED_SHARE = 0.005
+SETTLE_MARGIN = 0.5  # past drain + tail, so that requests are due at the tail's very end too
 
 
 @dataclass(frozen=True)
 class DisruptionResult:
-    """The load's counts plus how long the disruption and the recovery took."""
+    """The load's counts and samples, plus how long the disruption and the recovery took."""
 
     what: str
     load: LoadResult
@@ -33,6 +37,13 @@ class DisruptionResult:
     action_seconds: float
     recovered_seconds: float  # from the start of the disruption until `recovered` returned
     covered: bool  # the load was still running when recovery was confirmed
+    samples: tuple[Sample, ...] = ()
+    mark: Mark | None = None  # what each request carried, when the load was asked to mark them
+
+    @property
+    def recovered_at(self) -> float:
+        """When recovery was confirmed, in seconds into the load (the samples' clock)."""
+        return self.disrupted_at + self.recovered_seconds
 
     def summary(self) -> str:
         cover = "" if self.covered else " (the load ENDED before recovery: not fully measured)"
@@ -40,10 +51,43 @@ class DisruptionResult:
                 f"recovered {self.recovered_seconds:.1f}s after it began{cover}")
 
     def figures(self) -> dict[str, Any]:
-        """The measurement as data, for the JSON and HTML reports."""
+        """The measurement as data, for the JSON and HTML reports (the samples stay out: too many)."""
         return {"what": self.what, "disrupted_at": round(self.disrupted_at, 3),
                 "action_seconds": round(self.action_seconds, 3), "recovered_seconds": round(self.recovered_seconds, 3),
-                "covered": self.covered, "load": asdict(self.load)}
+                "covered": self.covered, "load": asdict(self.load),
+                **({"mark": {"where": self.mark.where, "name": self.mark.name, "token": self.mark.token}}
+                   if self.mark else {})}
+
+    def sent_ids(self) -> list[str]:
+        """The marker ids of the requests that went out, in schedule order: what a log check must
+        find (the requests never sent are not among them)."""
+        if self.mark is None:
+            raise RuntimeError(f"{self.what}: the load carried no marker: pass mark=Mark() to measure_disruption")
+        return [self.mark.id(s.number) for s in self.samples if s.started_at is not None and s.number is not None]
+
+    # -- the verdicts, on this run's samples and times (bounds as keywords, drain = the request timeout)
+    def zero_failures(self, **bounds: Any) -> Verdict:
+        """Pod kill, scaling, rollout, rollback, drain: see `verdicts.zero_failures`."""
+        return verdicts.zero_failures(self.samples, disrupted_at=self.disrupted_at, recovered_at=self.recovered_at,
+                                      name=self.what, **bounds)
+
+    def node_failure(self, **bounds: Any) -> Verdict:
+        """The node stopped when the disruption began, its pods Ready elsewhere at recovery."""
+        return verdicts.node_failure(self.samples, lost_at=self.disrupted_at, back_at=self.recovered_at,
+                                     name=self.what, **{"drain": self._drain(), **bounds})
+
+    def database_outage(self, readiness_saw_outage: bool | None, **bounds: Any) -> Verdict:
+        """The database pod killed when the disruption began, the app serving again at recovery."""
+        return verdicts.database_outage(self.samples, killed_at=self.disrupted_at, recovered_at=self.recovered_at,
+                                        readiness_saw_outage=readiness_saw_outage, name=self.what,
+                                        **{"drain": self._drain(), **bounds})
+
+    def problems(self) -> list[str]:
+        """What makes this run fail a zero-failure claim (empty when it holds)."""
+        found = list(self.zero_failures().problems)
+        if not self.covered:
+            found.append("the load stopped before recovery was confirmed: raise max_seconds")
+        return found
 
     def failed_before_the_disruption(self) -> bool:
         """A request failed and was answered before the disruption began (one sent just before it
@@ -52,45 +96,27 @@ class DisruptionResult:
         return ended is not None and ended < self.disrupted_at
 
     def served_between(self, start: float, end: float) -> int:
-        """Requests that succeeded among those scheduled in the whole seconds from `start` to `end`
-        (seconds into the load): did the app keep serving through an outage?"""
-        seconds = range(int(start), int(end) + 1)
-        return sum(self.load.sent_per_second.get(second, 0) - self.load.failures_per_second.get(second, 0)
-                   for second in seconds)
+        """Requests that succeeded among those due from `start` to `end` (seconds into the load),
+        by each request's own due time: did the app keep serving through an outage?"""
+        return verdicts.window_counts(self.samples, start, end).served_inside
 
-    def problems(self, *, max_failures: int = 0) -> list[str]:
-        """What makes this run fail a zero-failure claim (empty when it holds)."""
-        found = []
-        dropped = self.load.reasons.get(OVERLOADED, 0)
-        failed = self.load.failed - dropped  # requests the app (or what fronts it) failed
-        if failed > max_failures:
-            found.append(f"{failed} of {self.load.sent - dropped} requests failed: {self.load.reasons}")
-        if dropped > MAX_DROPPED_SHARE * self.load.sent:
-            found.append(f"the load client itself could not keep {self.load.rate:g} req/s ({dropped} of "
-                         f"{self.load.sent} requests never sent): the measurement is inconclusive; lower "
-                         "[checks] rate or free the machine")
-        if failed > max_failures and self.failed_before_the_disruption():
-            found.append(f"requests failed before the disruption (at {self.load.first_failure_at:.1f}s, disruption "
-                         f"at {self.disrupted_at:.1f}s): the baseline does not hold {self.load.rate:g} req/s; lower "
-                         f"[checks] rate to what the app (and this machine) sustains")
-        if not self.covered:
-            found.append("the load stopped before recovery was confirmed: raise max_seconds")
-        if self.load.sent == 0:
-            found.append("no request was sent")
-        return found
+    def _drain(self) -> float:
+        return self.load.timeout or verdicts.DRAIN
 
 
 def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
                        recovered: Callable[[], object] | None = None, rate: float = 20.0,
-                       max_seconds: float = 60.0, warmup: float = 2.0, settle: float = 3.0,
-                       timeout: float = 5.0, method: str = "GET", expect_status: int = 200) -> DisruptionResult:
+                       max_seconds: float = 60.0, warmup: float = 2.0, settle: float | None = None,
+                       timeout: float = 5.0, connect_timeout: float | None = None, method: str = "GET",
+                       expect_status: int = 200, body: BodyCheck | None = None, mark: Mark | None = None,
+                       max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, tail: float = MIN_TAIL) -> DisruptionResult:
     """Load `url`, wait for a clean baseline of `warmup` seconds, `disrupt()`, wait for
-    `recovered()` (it blocks and raises on its own timeout), observe `settle` seconds more."""
-    # Enough workers that a stalled backend (timeouts) cannot starve the schedule: rate/2 covers
-    # half a second of latency per request before the generator itself would count "overloaded".
-    workers = min(256, max(16, int(rate / 2)))
-    load = LoadGenerator(url, rate=rate, max_seconds=max_seconds, timeout=timeout, method=method,
-                         expect_status=expect_status, workers=workers).start()
+    `recovered()` (it blocks and raises on its own timeout), then keep loading `settle` seconds:
+    by default one request timeout (the drain) + `tail`, what the verdicts need to see a late failure."""
+    load = LoadGenerator(url, rate=rate, max_seconds=max_seconds, timeout=timeout, connect_timeout=connect_timeout,
+                         method=method, expect_status=expect_status, max_in_flight=max_in_flight, body=body,
+                         mark=mark).start()
+    settle = timeout + tail + SETTLE_MARGIN if settle is None else settle
     try:
         wait_until(_baseline(load, needed=max(1, int(rate * warmup))), what=f"{warmup:g}s of baseline load on {url}",
                    timeout=BASELINE_TIMEOUT)
@@ -102,11 +128,13 @@ def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
             recovered()
         recovered_seconds = time.monotonic() - began
         covered = load.elapsed() < load.max_seconds
-        threading.Event().wait(settle)
+        threading.Event().wait(min(settle, max(0.0, load.max_seconds - load.elapsed())))
     except BaseException as err:
         err.add_note(f"load so far: {load.stop().summary()}")
         raise
-    return DisruptionResult(what, load.stop(), disrupted_at, action_seconds, recovered_seconds, covered)
+    result = load.stop(grace=timeout)  # what is still in flight gets its whole timeout: a real answer, not abandoned
+    return DisruptionResult(what, result, disrupted_at, action_seconds, recovered_seconds, covered,
+                            tuple(load.samples()), mark)
 
 
 def _baseline(load: LoadGenerator, *, needed: int) -> Callable[[], None]:

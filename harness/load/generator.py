@@ -1,227 +1,135 @@
 """A bounded background load on 127.0.0.1 that counts every failure it sees.
 
-Requests go out at a fixed rate (open loop: a slow answer does not slow the schedule), each on
-a fresh connection, so every request is balanced anew by whatever sits in front of the app
-(kube-proxy, a compose port, ...). Nothing is ever retried: a failed request is counted with
-its reason. Everything is bounded: a fixed set of workers pulls due requests from a small queue
-(a request that finds no room, or no free worker before the end, fails as "client overloaded"),
-no request starts after `max_seconds`, and `stop()` abandons what is still in flight after a
-second, whatever the backend does.
+Requests go out at a fixed rate (open loop: a slow or hanging answer never delays the requests due
+after it), each on a fresh connection, so every request is balanced anew by whatever sits in front
+of the app (kube-proxy, a compose port, ...). Nothing is ever retried: a failed request is counted
+with its reason. The client is asyncio in a thread of its own with its own event loop (the checks
+stay synchronous): each due request is a task, so concurrency grows with what is in flight, up to
+`max_in_flight` (a request due at the cap is counted "never sent"). Everything is bounded: a
+per-request timeout and a shorter connect timeout, no request is due after `max_seconds` (one the
+client sends late goes out late, its lateness recorded, rather than being dropped), and
+`stop()` abandons what is still in flight after `STOP_GRACE`, whatever the backend does.
 """
 
 from __future__ import annotations
 
-import http.client
-import ipaddress
-import queue
+import asyncio
+import contextlib
 import re
+import resource
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+
+from harness.load.body import BodyCheck, Mark
+from harness.load.client import Exchange, Request, require_loopback
+from harness.load.samples import ABANDONED, OVERLOADED, ClientBounds, LoadResult, Sample, percentile, summarize
+
+__all__ = ["ABANDONED", "MAX_RATE_CAP", "OVERLOADED", "LoadGenerator", "LoadResult", "Sample", "percentile",
+           "require_loopback", "summarize"]
 
 MAX_SECONDS_CAP = 300.0
 MAX_RATE_CAP = 2000.0
-MAX_WORKERS = 256
+MAX_TIMEOUT = 60.0
+#: requests in flight at once, by default: 200 req/s against a backend that hangs each request
+#: for the whole 5 s timeout keeps 1,000 in flight; twice that leaves room (one socket each)
+DEFAULT_MAX_IN_FLIGHT = 2000
+MAX_IN_FLIGHT_CAP = 10000
+DEFAULT_CONNECT_TIMEOUT = 2.0
 STOP_GRACE = 1.0
-OVERLOADED = "client overloaded"
-ABANDONED = "abandoned at stop"
+SPARE_DESCRIPTORS = 256  # for everything else the process has open (the checks, the stage, logs)
 HTTP_METHOD = re.compile(r"[A-Z]+")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One scheduled request: when it was due (seconds since the load began: failure windows
-    follow this schedule, not the client's delays), how long it took once sent, why it failed
-    (None when it answered the expected status), and when it went out (None: never sent)."""
-
-    sent_at: float
-    seconds: float
-    error: str | None = None
-    started_at: float | None = None
-
-    @property
-    def ended_at(self) -> float:
-        """When the answer (or the error) came, on the same clock as `sent_at`: a request due
-        before a disruption but still in flight when it began was hit by it."""
-        return (self.sent_at if self.started_at is None else self.started_at) + self.seconds
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    """What the load measured; `recovery_seconds` spans the first failure to the first success
-    after the last one (0 with no failure, None when no success followed the last failure)."""
-
-    url: str
-    rate: float
-    duration: float
-    sent: int
-    failed: int
-    reasons: dict[str, int] = field(default_factory=dict)
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    max_ms: float = 0.0
-    first_failure_at: float | None = None
-    last_failure_at: float | None = None
-    #: the earliest moment a failed request ended: a failure that ended before a disruption began
-    #: is one the disruption cannot explain (one due just before it but in flight across it can be)
-    first_failure_ended_at: float | None = None
-    recovery_seconds: float | None = 0.0
-    stopped_by_limit: bool = False
-    #: per second of the schedule (int(seconds since the load began) -> requests)
-    sent_per_second: dict[int, int] = field(default_factory=dict)
-    failures_per_second: dict[int, int] = field(default_factory=dict)
-    #: p99 latency of the requests that succeeded, per second of the schedule (no success: no entry)
-    p99_ms_per_second: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def succeeded(self) -> int:
-        return self.sent - self.failed
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{count}x {reason}" for reason, count in sorted(self.reasons.items())) or "none"
-        recovery = "never" if self.recovery_seconds is None else f"{self.recovery_seconds:.1f}s"
-        return (f"{self.sent} requests in {self.duration:.1f}s at {self.rate:g}/s, {self.failed} failed "
-                f"(reasons: {reasons}); p50 {self.p50_ms:.0f} ms, p99 {self.p99_ms:.0f} ms, "
-                f"max {self.max_ms:.0f} ms; "
-                f"failure window {recovery}")
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (0 for no values): p99 of 100 values is the 99th smallest."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), -(-len(ordered) * pct // 100)))
-    return ordered[int(rank) - 1]
-
-
-def summarize(url: str, rate: float, duration: float, samples: list[Sample], *,
-              stopped_by_limit: bool = False) -> LoadResult:
-    """Turn raw samples into counts, latency percentiles and the failure window."""
-    ordered = sorted(samples, key=lambda sample: sample.sent_at)
-    failures = [sample for sample in ordered if sample.error is not None]
-    latencies_ms = [sample.seconds * 1000 for sample in ordered if sample.error is None]
-    first: float | None = None
-    last: float | None = None
-    first_ended: float | None = None
-    recovery: float | None = 0.0
-    if failures:
-        first, last = failures[0].sent_at, failures[-1].sent_at
-        first_ended = min(sample.ended_at for sample in failures)
-        healed = next((sample.sent_at for sample in ordered if sample.error is None and sample.sent_at > last), None)
-        recovery = None if healed is None else healed - first
-    return LoadResult(url=url, rate=rate, duration=duration, sent=len(ordered), failed=len(failures),
-                      reasons=dict(Counter(str(sample.error) for sample in failures)),
-                      p50_ms=percentile(latencies_ms, 50), p99_ms=percentile(latencies_ms, 99),
-                      max_ms=max(latencies_ms, default=0.0), first_failure_at=first, last_failure_at=last,
-                      first_failure_ended_at=first_ended,
-                      recovery_seconds=recovery, stopped_by_limit=stopped_by_limit,
-                      sent_per_second=_per_second(ordered), failures_per_second=_per_second(failures),
-                      p99_ms_per_second=_p99_per_second(ordered))
-
-
-def _per_second(samples: list[Sample]) -> dict[int, int]:
-    return dict(sorted(Counter(int(sample.sent_at) for sample in samples).items()))
-
-
-def _p99_per_second(samples: list[Sample]) -> dict[int, float]:
-    """Latency over time, so a report can show where in the run the slow answers were."""
-    by_second: dict[int, list[float]] = {}
-    for sample in samples:
-        if sample.error is None:
-            by_second.setdefault(int(sample.sent_at), []).append(sample.seconds * 1000)
-    return {second: percentile(values, 99) for second, values in sorted(by_second.items())}
-
-
-def require_loopback(url: str) -> tuple[str, int, str]:
-    """(host, port, path) of an http URL on the loopback range; anything else is refused."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme != "http" or not loopback:
-        raise ValueError(f"load is only ever sent to http://127.0.0.1 (or another loopback address), not {url!r}")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return host, parts.port or 80, path
-
-
-@dataclass
-class _Pending:
-    """A scheduled request not yet recorded; `started_at` is set when it goes out."""
-
-    due: float
-    started_at: float | None = None
 
 
 class LoadGenerator:
     """`with LoadGenerator(url) as load: ...; result = load.result` — or start()/stop()."""
 
     def __init__(self, url: str, *, rate: float = 20.0, max_seconds: float = 60.0, timeout: float = 5.0,
-                 expect_status: int = 200, workers: int = 16, method: str = "GET") -> None:
-        if not 0 < rate <= MAX_RATE_CAP:
-            raise ValueError(f"rate must be in (0, {MAX_RATE_CAP:g}] requests/s, not {rate}")
-        if not 0 < max_seconds <= MAX_SECONDS_CAP:
-            raise ValueError(f"max_seconds must be in (0, {MAX_SECONDS_CAP:g}], not {max_seconds}")
-        if not 1 <= workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be in [1, {MAX_WORKERS}], not {workers}")
-        if not HTTP_METHOD.fullmatch(method.upper()):
-            raise ValueError(f"method must be an HTTP method such as GET or HEAD, not {method!r}")
-        self._host, self._port, self._path = require_loopback(url)
-        self.url, self.rate, self.max_seconds, self.method = url, rate, max_seconds, method.upper()
-        self.timeout, self.expect_status, self.workers = timeout, expect_status, workers
-        self._queue: queue.Queue[int] = queue.Queue(maxsize=workers * 2)
-        self._stop = threading.Event()
-        self._scheduled_all = threading.Event()
-        self._lock = threading.Condition()
-        self._pending: dict[int, _Pending] = {}
+                 connect_timeout: float | None = None, expect_status: int = 200, method: str = "GET",
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, body: BodyCheck | None = None,
+                 mark: Mark | None = None) -> None:
+        connect = min(DEFAULT_CONNECT_TIMEOUT, timeout) if connect_timeout is None else connect_timeout
+        _validate(rate=rate, max_seconds=max_seconds, timeout=timeout, connect_timeout=connect,
+                  max_in_flight=max_in_flight, method=method)
+        self.request = Request(url, method.upper(), expect_status, timeout, connect, body, mark)
+        self._exchange = Exchange(self.request)  # refuses a URL off the loopback range
+        self.url, self.rate, self.max_seconds, self.max_in_flight = url, rate, max_seconds, max_in_flight
+        self._lock = threading.Lock()
         self._samples: list[Sample] = []
-        self._threads: list[threading.Thread] = []
+        #: number -> (due, went out: None until its task runs), on the load's clock
+        self._in_flight: dict[int, tuple[float, float | None]] = {}
+        self._peak = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._halted: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._scheduled = threading.Event()
+        self._crash: BaseException | None = None
         self._started = 0.0
         self._stopped_by_limit = False
+        self._grace = STOP_GRACE
         self.result: LoadResult | None = None
 
+    @property
+    def mark(self) -> Mark | None:
+        return self.request.mark
+
     def start(self) -> LoadGenerator:
-        if self._threads:
+        if self._thread is not None:
             raise RuntimeError("this load generator has already been started")
+        _ensure_descriptors(self.max_in_flight + SPARE_DESCRIPTORS)
         self._started = time.monotonic()
-        self._threads = [_daemon(self._schedule, "scheduler")]
-        self._threads += [_daemon(self._work, f"worker-{number}") for number in range(self.workers)]
-        for thread in self._threads:
-            thread.start()
+        # a daemon: a hanging backend can never keep the process alive
+        self._thread = threading.Thread(target=self._run, name="stageproof-load", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(5.0):
+            raise RuntimeError(f"the load client's event loop did not start: {self._crash!r}")
         return self
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
     def samples(self) -> list[Sample]:
-        """Every request recorded so far, in schedule order."""
+        """Every request recorded so far (answered, failed or never sent), in schedule order."""
         with self._lock:
             return sorted(self._samples, key=lambda sample: sample.sent_at)
 
+    def sent_ids(self) -> list[str]:
+        """The marker ids of the requests that went out (answered, failed or still in flight), in
+        schedule order: what a log check should find, and nothing else."""
+        if self.mark is None:
+            raise RuntimeError("this load carries no marker: pass mark=Mark()")
+        with self._lock:
+            numbers = {s.number for s in self._samples if s.started_at is not None and s.number is not None}
+            numbers.update(number for number, (_, started) in self._in_flight.items() if started is not None)
+        return [self.mark.id(number) for number in sorted(numbers)]
+
+    def wait_scheduled(self, timeout: float) -> bool:
+        """Block until every request due before `max_seconds` has gone out (or was counted never
+        sent), at most `timeout` seconds: a busy machine makes the client late, not shorter."""
+        return self._scheduled.wait(timeout)
+
     def snapshot(self) -> LoadResult:
         """The counts so far, while the load goes on."""
-        return summarize(self.url, self.rate, self.elapsed(), self.samples())
+        return summarize(self.url, self.rate, self.elapsed(), self.samples(), bounds=self._bounds())
 
-    def stop(self) -> LoadResult:
-        """Stop sending; wait at most `STOP_GRACE` for requests in flight, then count them as
-        abandoned (a hanging backend cannot hold the run); idempotent."""
+    def stop(self, *, grace: float = STOP_GRACE) -> LoadResult:
+        """Stop sending; wait at most `grace` seconds for requests in flight (at most one request
+        timeout), then count them as abandoned (a hanging backend cannot hold the run); idempotent."""
         if self.result is not None:
             return self.result
-        self._stop.set()
-        if self._threads:
-            self._threads[0].join(timeout=STOP_GRACE)
-        self._drain_queue()
+        self._grace = min(max(0.0, grace), self.request.timeout)
+        loop, halted, thread = self._loop, self._halted, self._thread
+        if loop is not None and halted is not None and thread is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the load had ended by itself
+                loop.call_soon_threadsafe(halted.set)
+            thread.join(self._grace + 1.0)
+        if self._crash is not None:
+            raise RuntimeError(f"the load client failed: {self._crash!r}") from self._crash
         with self._lock:
-            self._lock.wait_for(lambda: not self._pending, timeout=STOP_GRACE)
-            self._abandon_pending()
+            self._abandon_in_flight()  # only if the loop did not end in time (it ends its own first)
             samples = list(self._samples)
-        self.result = summarize(self.url, self.rate, self.elapsed(), samples,
-                                stopped_by_limit=self._stopped_by_limit)
+        self.result = summarize(self.url, self.rate, self.elapsed(), samples, stopped_by_limit=self._stopped_by_limit,
+                                bounds=self._bounds())
         return self.result
 
     def __enter__(self) -> LoadGenerator:
@@ -230,102 +138,115 @@ class LoadGenerator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _schedule(self) -> None:
-        """Request n is due at start + n/rate; the schedule ends at max_seconds or on stop()."""
+    def _bounds(self) -> ClientBounds:
+        return ClientBounds(self.request.timeout, self.request.connect_timeout, self.max_in_flight, self._peak)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as err:  # reported by stop(): a load that died must not read as a clean run
+            self._crash = err
+
+    async def _main(self) -> None:
+        """Schedule until max_seconds or stop(); then let what is in flight end (each request is
+        bounded by its timeout), or after stop() give it the grace stop() was given and abandon the rest."""
+        self._loop, self._halted = asyncio.get_running_loop(), asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        idle = asyncio.Event()
+        self._ready.set()
+        scheduler = asyncio.create_task(self._schedule(tasks, idle))
+        halted = asyncio.create_task(self._halted.wait())
+        await asyncio.wait({scheduler, halted}, return_when=asyncio.FIRST_COMPLETED)
+        if not halted.done():
+            idle_wait = asyncio.create_task(idle.wait())
+            await asyncio.wait({idle_wait, halted}, return_when=asyncio.FIRST_COMPLETED)
+            idle_wait.cancel()
+        scheduler.cancel()
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=self._grace)
+        for task in (*tasks, halted):
+            task.cancel()
+        await asyncio.gather(scheduler, halted, *tasks, return_exceptions=True)
+
+    async def _schedule(self, tasks: set[asyncio.Task[None]], idle: asyncio.Event) -> None:
+        """Request n is due at start + n/rate and starts then, whatever the earlier ones do."""
+        idle.set()
         number = 0
-        try:
-            while True:
-                due = number / self.rate
-                if due >= self.max_seconds:
-                    self._stopped_by_limit = True
-                    return
-                if self._stop.wait(max(0.0, due - self.elapsed())):
-                    return
-                self._enqueue(number, due)
-                number += 1
-        finally:
-            self._scheduled_all.set()
+        while (due := number / self.rate) < self.max_seconds:
+            await asyncio.sleep(max(0.0, due - self.elapsed()))
+            if len(tasks) >= self.max_in_flight:
+                with self._lock:
+                    self._samples.append(Sample(due, 0.0, OVERLOADED, None, number))
+            else:
+                with self._lock:  # counted from now on, even if stop() cancels it before it runs
+                    self._in_flight[number] = (due, None)
+                task = asyncio.create_task(self._one(number, due))
+                tasks.add(task)
+                idle.clear()
+                self._peak = max(self._peak, len(tasks))
+                task.add_done_callback(lambda done: _forget(done, tasks, idle))
+            number += 1
+        self._stopped_by_limit = True
+        self._scheduled.set()
 
-    def _enqueue(self, number: int, due: float) -> None:
-        """Hand a due request to the workers; with no room in the queue it fails right away."""
+    async def _one(self, number: int, due: float) -> None:
         with self._lock:
-            self._pending[number] = _Pending(due)
+            self._in_flight[number] = (due, self.elapsed())
         try:
-            self._queue.put_nowait(number)
-        except queue.Full:
-            self._record(number, OVERLOADED)
+            error = await self._exchange.send(number)
+        except asyncio.CancelledError:
+            self._finish(number, ABANDONED)
+            raise
+        self._finish(number, error)
 
-    def _work(self) -> None:
-        while True:
-            try:
-                number = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop.is_set() or (self._scheduled_all.is_set() and self._queue.empty()):
-                    return
-                continue
-            started = self._claim(number)
+    def _finish(self, number: int, error: str | None) -> None:
+        """Count request `number` once; one already abandoned by stop() is ignored."""
+        with self._lock:
+            due, started = self._in_flight.pop(number, (0.0, None))
             if started is not None:
-                error = self._send()
-                self._record(number, error, self.elapsed() - started)
+                self._samples.append(Sample(due, self.elapsed() - started, error, started, number))
 
-    def _claim(self, number: int) -> float | None:
-        """Mark request `number` as going out now; None (and counted as overloaded) when it is
-        too late: the load was stopped or max_seconds has passed."""
-        with self._lock:
-            pending = self._pending.get(number)
-            if pending is None:
-                return None
-            now = self.elapsed()
-            if self._stop.is_set() or now >= self.max_seconds:
-                self._record(number, OVERLOADED)
-                return None
-            pending.started_at = now
-            return now
-
-    def _record(self, number: int, error: str | None, seconds: float = 0.0) -> None:
-        """Count request `number` once; a request already abandoned by stop() is ignored."""
-        with self._lock:
-            pending = self._pending.pop(number, None)
-            if pending is None:
-                return
-            self._samples.append(Sample(pending.due, seconds, error, pending.started_at))
-            self._lock.notify_all()
-
-    def _drain_queue(self) -> None:
-        """Due requests that no worker picked up before stop() were never sent."""
-        while True:
-            try:
-                self._record(self._queue.get_nowait(), OVERLOADED)
-            except queue.Empty:
-                return
-
-    def _abandon_pending(self) -> None:
-        """Count what is still in flight as failed (call with the lock held)."""
+    def _abandon_in_flight(self) -> None:
+        """Count what is still in flight as abandoned, and a task stop() cancelled before it ran as
+        never sent (call with the lock held)."""
         now = self.elapsed()
-        for pending in self._pending.values():
-            started = pending.started_at
-            error, seconds = (OVERLOADED, 0.0) if started is None else (ABANDONED, now - started)
-            self._samples.append(Sample(pending.due, seconds, error, started))
-        self._pending.clear()
-
-    def _send(self) -> str | None:
-        """One request on a new connection, no body; the reason it failed, or None."""
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-        try:
-            conn.request(self.method, self._path, headers={"Connection": "close"})
-            response = conn.getresponse()
-            response.read()
-        except TimeoutError:
-            return "timeout"
-        except (OSError, http.client.HTTPException) as err:
-            return type(err).__name__
-        finally:
-            conn.close()
-        if response.status != self.expect_status:
-            return f"HTTP {response.status}"
-        return None
+        for number, (due, started) in self._in_flight.items():
+            if started is None:
+                self._samples.append(Sample(due, 0.0, OVERLOADED, None, number))
+            else:
+                self._samples.append(Sample(due, now - started, ABANDONED, started, number))
+        self._in_flight.clear()
 
 
-def _daemon(target: Callable[[], None], name: str) -> threading.Thread:
-    """Load threads never keep the process alive: a hanging backend cannot block an exit."""
-    return threading.Thread(target=target, name=f"stageproof-load-{name}", daemon=True)
+def _forget(task: asyncio.Task[None], tasks: set[asyncio.Task[None]], idle: asyncio.Event) -> None:
+    tasks.discard(task)
+    if not tasks:
+        idle.set()
+
+
+def _ensure_descriptors(needed: int) -> None:
+    """One socket per request in flight: raise the soft limit on open files to `needed` when the
+    hard limit allows, else refuse (an EMFILE mid-run would read as the app's failures)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise ValueError(f"max_in_flight needs {needed} open files, and this process may open only {hard} "
+                             "(ulimit -Hn): lower max_in_flight or raise the limit")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _validate(*, rate: float, max_seconds: float, timeout: float, connect_timeout: float, max_in_flight: int,
+              method: str) -> None:
+    """Every bound of the load, refused with the name of the one that is wrong."""
+    if not 0 < rate <= MAX_RATE_CAP:
+        raise ValueError(f"rate must be in (0, {MAX_RATE_CAP:g}] requests/s, not {rate}")
+    if not 0 < max_seconds <= MAX_SECONDS_CAP:
+        raise ValueError(f"max_seconds must be in (0, {MAX_SECONDS_CAP:g}], not {max_seconds}")
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise ValueError(f"timeout must be in (0, {MAX_TIMEOUT:g}] seconds, not {timeout}")
+    if not 0 < connect_timeout <= timeout:
+        raise ValueError(f"connect_timeout must be in (0, timeout = {timeout:g}] seconds, not {connect_timeout}")
+    if not 1 <= max_in_flight <= MAX_IN_FLIGHT_CAP:
+        raise ValueError(f"max_in_flight must be in [1, {MAX_IN_FLIGHT_CAP}], not {max_in_flight}")
+    if not HTTP_METHOD.fullmatch(method.upper()):
+        raise ValueError(f"method must be an HTTP method such as GET or HEAD, not {method!r}")

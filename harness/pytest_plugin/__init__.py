@@ -17,18 +17,18 @@ from typing import Any
 import pytest
 
 from harness.checks.common import missing_settings
-from harness.config import Settings, load_settings
-from harness.contract.cases import load_cases
+from harness.config import Settings
 from harness.core.shield import arm, disarm, interrupt, mute_dead_output
 from harness.errors import ConfigError
 from harness.lifecycle import StageRunner
+from harness.project import Project, load_project
 from harness.pytest_plugin.pytest_docker import register_if_wanted
 from harness.stage import Capabilities
 
 ReportWrapper = Generator[None, pytest.TestReport, pytest.TestReport]
 Reporter = Callable[..., None]
 RUNNER_KEY = pytest.StashKey[StageRunner]()
-SETTINGS_KEY = pytest.StashKey[Settings]()
+PROJECT_KEY = pytest.StashKey[Project]()
 SIGTERM_KEY = pytest.StashKey[Any]()  # the SIGTERM handler replaced by stageproof, restored at the end
 NOT_APPLICABLE_KEY = pytest.StashKey[str]()  # on an item found not applicable once its stage was up
 MARKERS = ("requires(*controls): a check that needs these stage controls (types of harness.stage)",
@@ -86,14 +86,18 @@ def _interrupt(signum: int, frame: object) -> None:
     interrupt(signum)
 
 
-def settings_of(config: pytest.Config) -> Settings:
-    """Loaded on first use, so the harness's own unit tests need no config file."""
-    if SETTINGS_KEY not in config.stash:
+def project_of(config: pytest.Config) -> Project:
+    """The config and its contract, loaded once on first use (the harness's unit tests need neither)."""
+    if PROJECT_KEY not in config.stash:
         try:
-            config.stash[SETTINGS_KEY] = load_settings(config.getoption("stageproof_config"))
+            config.stash[PROJECT_KEY] = load_project(config.getoption("stageproof_config"))
         except ConfigError as err:
             raise pytest.UsageError(str(err)) from None
-    return config.stash[SETTINGS_KEY]
+    return config.stash[PROJECT_KEY]
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    return project_of(config).settings
 
 
 def runner_of(config: pytest.Config) -> StageRunner:
@@ -121,7 +125,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "contract_case" in metafunc.fixturenames:
-        cases = load_cases(settings_of(metafunc.config).contract.cases)
+        cases = project_of(metafunc.config).cases
         metafunc.parametrize("contract_case", cases, ids=[case.name for case in cases])
 
 

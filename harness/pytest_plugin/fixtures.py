@@ -15,18 +15,19 @@ import pytest
 
 from harness.checks.common import Reporter
 from harness.config import Settings
-from harness.contract.cases import Case, load_cases
+from harness.contract.cases import Case
 from harness.contract.diff import stage_unique
 from harness.contract.runner import ContractClient
 from harness.core.shield import say
 from harness.errors import StageUnavailable
 from harness.lifecycle import StageRunner, describe_failure, in_ci
-from harness.pytest_plugin import arm_for_stages, not_applicable, runner_of, settings_of, stage_of
+from harness.pytest_plugin import arm_for_stages, not_applicable, project_of, runner_of, settings_of, stage_of
 from harness.report.ledger import Ledger
 from harness.stage import (
     AppContainer,
     AppControl,
     AppCrash,
+    ChartTests,
     DatabaseControl,
     Deployment,
     Ingress,
@@ -139,7 +140,8 @@ def _stageproof_applicable(request: pytest.FixtureRequest) -> None:
 
 
 def _control(request: pytest.FixtureRequest, kind: type) -> Any:
-    """The control of type `kind` of the test's stage; the test must have declared it."""
+    """The control of type `kind` of the test's stage; the test must have declared it. (Each control
+    fixture takes `stage`, so a stage folder's parametrized `stage` reaches every check using one.)"""
     required = request.node.get_closest_marker("requires")
     if required is None or kind not in required.args:
         pytest.fail(f"{request.node.name} uses the {kind.__name__} control without @requires({kind.__name__})",
@@ -151,48 +153,53 @@ def _control(request: pytest.FixtureRequest, kind: type) -> Any:
 
 
 @pytest.fixture
-def app_control(request: pytest.FixtureRequest) -> AppControl:
+def app_control(request: pytest.FixtureRequest, stage: Stage | None) -> AppControl:
     return _control(request, AppControl)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def app_container(request: pytest.FixtureRequest) -> AppContainer:
+def app_container(request: pytest.FixtureRequest, stage: Stage | None) -> AppContainer:
     return _control(request, AppContainer)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def app_crash(request: pytest.FixtureRequest) -> AppCrash:
+def app_crash(request: pytest.FixtureRequest, stage: Stage | None) -> AppCrash:
     return _control(request, AppCrash)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def database(request: pytest.FixtureRequest) -> DatabaseControl:
+def database(request: pytest.FixtureRequest, stage: Stage | None) -> DatabaseControl:
     return _control(request, DatabaseControl)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def workload(request: pytest.FixtureRequest) -> Workload:
+def workload(request: pytest.FixtureRequest, stage: Stage | None) -> Workload:
     return _control(request, Workload)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def builds(request: pytest.FixtureRequest) -> NewBuilds:
+def builds(request: pytest.FixtureRequest, stage: Stage | None) -> NewBuilds:
     return _control(request, NewBuilds)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def nodes(request: pytest.FixtureRequest) -> NodeChaos:
+def chart(request: pytest.FixtureRequest, stage: Stage | None) -> ChartTests:
+    return _control(request, ChartTests)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def nodes(request: pytest.FixtureRequest, stage: Stage | None) -> NodeChaos:
     return _control(request, NodeChaos)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def ingress(request: pytest.FixtureRequest) -> Ingress:
+def ingress(request: pytest.FixtureRequest, stage: Stage | None) -> Ingress:
     return _control(request, Ingress)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
-def contract_cases(stageproof_settings: Settings) -> list[Case]:
-    return load_cases(stageproof_settings.contract.cases)
+def contract_cases(pytestconfig: pytest.Config) -> list[Case]:
+    return list(project_of(pytestconfig).cases)
 
 
 @pytest.fixture

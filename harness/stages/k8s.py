@@ -16,9 +16,10 @@ import shutil
 
 from harness.config import Settings
 from harness.k8s.bringup import Bringup, BringupResult
+from harness.k8s.chart import has_helm_tests
 from harness.k8s.nodes import ContainerNodes
 from harness.k8s.providers import ClusterProvider, k8s_settings, provider_class
-from harness.k8s.workload import K8sApp, K8sCrash, K8sDatabase, K8sWorkload
+from harness.k8s.workload import K8sApp, K8sChartTests, K8sCrash, K8sDatabase, K8sWorkload
 from harness.stage import Capabilities, Deployment, Ingress, Stage, register
 
 
@@ -94,12 +95,17 @@ class KubernetesStage(Stage):
                                                       ("crash", info.node_chaos_withheld),
                                                       ("builds", info.builds_withheld)) if reason}
         nodes = ContainerNodes(deployed.api, deployed.kubectl, timeout=k8s_settings(self.settings).check_timeout)
+        if deployed.chart is None:
+            withheld["chart"] = "the app ships plain manifests, not a Helm chart (stages.k8s.chart)"
+        elif not has_helm_tests(deployed.chart.hooks):
+            withheld["chart"] = f"the chart {deployed.chart.name!r} has no `helm test` hooks"
         if not info.ours:
             withheld["ingress"] = (f"cluster {info.name!r} is a kubeconfig context stageproof did not create: it "
                                    "installs no ingress controller there")
         return Capabilities(
             app=K8sApp(workload), workload=workload, database=K8sDatabase(crash),
             crash=None if "crash" in withheld else crash, builds=None if "builds" in withheld else workload,
+            chart=None if "chart" in withheld else K8sChartTests(deployed),
             nodes=None if "nodes" in withheld else nodes,
             ingress=Ingress(access.ingress_url) if info.ours and access.ingress_url else None,
             withheld={**withheld, "container": "the k8s stage looks at pods through the workload checks"})

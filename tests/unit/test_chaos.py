@@ -175,8 +175,8 @@ def test_a_load_that_ends_before_recovery_is_not_a_pass(backend: Backend) -> Non
 
 def test_a_hanging_backend_cannot_stretch_the_load_or_hold_stop(backend: Backend) -> None:
     backend.hang_seconds = 10.0
-    load = LoadGenerator(backend.url, rate=20, max_seconds=1, workers=4).start()
-    threading.Event().wait(1.3)
+    load = LoadGenerator(backend.url, rate=20, max_seconds=1, max_in_flight=4).start()
+    assert load.wait_scheduled(10)
     began = time.monotonic()
     result = load.stop()
     assert time.monotonic() - began < 2.0, "stop() waited for a hanging backend"
@@ -185,16 +185,16 @@ def test_a_hanging_backend_cannot_stretch_the_load_or_hold_stop(backend: Backend
     assert all(sample.started_at < 1.0 for sample in samples if sample.started_at is not None)
     started = [sample for sample in samples if sample.started_at is not None]
     assert result.sent == 20 and result.failed == 20, "every scheduled request is counted once"
-    assert backend.hits == len(started) == 4, "only the 4 workers' requests reached the backend"
+    assert backend.hits == len(started) == 4, "only the 4 requests the cap allowed reached the backend"
     assert result.reasons == {ABANDONED: 4, OVERLOADED: 16}
     assert result.first_failure_at == 0.0 and result.last_failure_at == pytest.approx(0.95)
     assert result.sent_per_second == {0: 20} and result.failures_per_second == {0: 20}
 
 
-def test_a_full_queue_fails_requests_as_client_overloaded_instead_of_piling_up(backend: Backend) -> None:
+def test_at_the_in_flight_cap_requests_are_counted_never_sent_instead_of_piling_up(backend: Backend) -> None:
     backend.hang_seconds = 10.0
-    load = LoadGenerator(backend.url, rate=100, max_seconds=0.5, workers=1).start()
-    threading.Event().wait(0.6)
+    load = LoadGenerator(backend.url, rate=100, max_seconds=0.5, max_in_flight=1).start()
+    assert load.wait_scheduled(10)
     snapshot = load.snapshot()
     assert snapshot.reasons.get(OVERLOADED, 0) >= 40, "requests were queued without bound"
     result = load.stop()
@@ -214,29 +214,31 @@ def test_an_unknown_method_is_refused() -> None:
         LoadGenerator("http://127.0.0.1:1/", method="GET /admin")
 
 
-def test_a_few_requests_the_client_could_not_send_are_reported_not_failed() -> None:
-    from harness.load.disruption import DisruptionResult
-    from harness.load.generator import OVERLOADED, LoadResult
+def test_a_single_request_never_sent_fails_a_zero_failure_claim() -> None:
+    """The threaded client let up to 0.5% go unsent; an asyncio client that keeps its schedule has no
+    excuse: a request that never went out is a disruption nobody measured."""
 
     def result(dropped: int, app_failures: int = 0) -> DisruptionResult:
-        reasons = {OVERLOADED: dropped, **({"HTTP 502": app_failures} if app_failures else {})}
-        load = LoadResult(url="http://127.0.0.1:1/", rate=200, duration=10, sent=2000, failed=dropped + app_failures,
-                          reasons=reasons, first_failure_at=5.0, last_failure_at=5.0)
-        return DisruptionResult("scale", load, disrupted_at=2.0, action_seconds=1, recovered_seconds=2, covered=True)
+        samples = [Sample(n / 200, 0.01, None, n / 200, n) for n in range(2000)]
+        samples[500:500 + dropped] = [Sample(s.sent_at, 0.0, OVERLOADED, None, s.number)
+                                      for s in samples[500:500 + dropped]]
+        samples[600:600 + app_failures] = [Sample(s.sent_at, 0.01, "HTTP 502", s.sent_at, s.number)
+                                           for s in samples[600:600 + app_failures]]
+        load = summarize("http://127.0.0.1:1/", 200, 10, samples)
+        return DisruptionResult("scale", load, disrupted_at=2.0, action_seconds=1, recovered_seconds=2, covered=True,
+                                samples=tuple(samples))
 
-    assert result(1).problems() == []
-    assert any("inconclusive" in problem for problem in result(20).problems())
+    assert result(0).problems() == []
+    assert any("never sent" in problem and "inconclusive" in problem for problem in result(1).problems())
     assert any("1 of 2000 requests failed" in problem for problem in result(0, app_failures=1).problems())
 
 
 def test_a_request_in_flight_when_the_disruption_began_is_not_a_failure_before_it() -> None:
-    from harness.load.disruption import DisruptionResult
-    from harness.load.generator import Sample, summarize
-
     def disrupted_at_two(*failures: Sample) -> DisruptionResult:
         ok = [Sample(n / 10, 0.01) for n in range(40)]
         load = summarize("http://127.0.0.1:1/", 10, 4.0, ok + list(failures))
-        return DisruptionResult("kill", load, disrupted_at=2.0, action_seconds=0.1, recovered_seconds=1, covered=True)
+        return DisruptionResult("kill", load, disrupted_at=2.0, action_seconds=0.1, recovered_seconds=1, covered=True,
+                                samples=(*ok, *failures))
 
     in_flight = disrupted_at_two(Sample(1.99, 0.5, "HTTP 503", started_at=1.995))
     assert in_flight.load.first_failure_at == 1.99 and in_flight.load.first_failure_ended_at == pytest.approx(2.495)
@@ -248,11 +250,55 @@ def test_a_request_in_flight_when_the_disruption_began_is_not_a_failure_before_i
     assert never_sent.failed_before_the_disruption(), "a request dropped before the disruption ended before it"
 
 
-def test_served_between_counts_only_successes_scheduled_in_those_seconds() -> None:
+def test_served_between_counts_successes_by_their_own_due_time_not_whole_seconds() -> None:
     samples = [Sample(0.5, 0.01), Sample(1.2, 0.01, "timeout"), Sample(1.7, 0.01), Sample(2.1, 0.01, "timeout"),
                Sample(2.6, 0.01, OVERLOADED), Sample(3.4, 0.01)]
     result = DisruptionResult("node lost", summarize("http://127.0.0.1/", 2, 4, samples), disrupted_at=1.1,
-                              action_seconds=0.5, recovered_seconds=1.5, covered=True)
-    assert result.served_between(1.1, 2.6) == 1  # seconds 1 and 2: one success of four
-    assert result.served_between(2.6, 4.0) == 1  # seconds 2, 3 and 4
+                              action_seconds=0.5, recovered_seconds=1.5, covered=True, samples=tuple(samples))
+    assert result.served_between(1.1, 2.6) == 1  # the one due at 1.7
+    assert result.served_between(1.8, 2.6) == 0  # whole seconds counted 1.7 as "in second 1": it was before 1.8
+    assert result.served_between(2.6, 4.0) == 1
     assert result.served_between(5, 9) == 0
+
+
+def test_the_load_runs_a_drain_and_a_tail_past_recovery() -> None:
+    """Today `settle` (3 s) is shorter than the drain (one request timeout, 5 s): a failure after
+    the window could never be seen. The load must run drain + 3 s past recovery."""
+    server = Backend()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = measure_disruption(server.url, "noop", lambda: None, rate=20, max_seconds=20, warmup=0.2,
+                                    timeout=1.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    recovered_at = result.disrupted_at + result.recovered_seconds
+    assert result.load.duration >= recovered_at + 1.0 + 3.0
+
+
+def test_a_failure_after_the_drain_is_seen(backend: Backend) -> None:
+    def recovered() -> None:
+        def fail() -> None:
+            backend.status = 503
+        threading.Timer(3.5, fail).start()  # after the drain (1 s) and after today's settle (3 s)
+
+    result = measure_disruption(backend.url, "late", lambda: None, recovered=recovered, rate=20, max_seconds=20,
+                                warmup=0.2, timeout=1.0)
+    assert result.load.failed > 0, "the late failure was not seen: the load ended too soon"
+
+
+def test_a_marked_disruption_knows_the_ids_it_sent_and_reports_its_token(backend: Backend) -> None:
+    import json
+
+    from harness.load import Mark
+
+    mark = Mark(token="run1")
+    result = measure_disruption(backend.url, "noop", lambda: None, rate=20, max_seconds=5, warmup=0.1, settle=0.2,
+                                mark=mark)
+    assert result.sent_ids() == [f"run1-{n}" for n in range(result.load.sent)]
+    assert result.figures()["mark"] == {"where": "query", "name": "stageproof", "token": "run1"}
+    json.dumps(result.figures())
+    unmarked = measure_disruption(backend.url, "noop", lambda: None, rate=20, max_seconds=5, warmup=0.1, settle=0.1)
+    assert "mark" not in unmarked.figures()
+    with pytest.raises(RuntimeError, match="no marker"):
+        unmarked.sent_ids()

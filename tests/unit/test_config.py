@@ -9,6 +9,7 @@ import pytest
 
 from harness.config import load_settings, parse_settings
 from harness.errors import ConfigError
+from harness.project import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,7 +117,7 @@ def test_persistence_must_name_a_case_with_steps(tmp_path: Path) -> None:
         .replace('manifests = "stages/k8s/', f'manifests = "{ROOT}/stages/k8s/')
         .replace('patch = "stages/', f'patch = "{ROOT}/stages/'))
     with pytest.raises(ConfigError, match=r"checks\.persistence: case 'one user by id' needs steps"):
-        load_settings(tmp_path / "stageproof.toml", env={})
+        load_project(tmp_path / "stageproof.toml", env={})
 
 
 def test_the_example_app_config_loads() -> None:

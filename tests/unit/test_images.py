@@ -117,7 +117,7 @@ class FakeBuilds:
         monkeypatch.setattr(substitutes, "ensure_rootfs_image", self._base)
         monkeypatch.setattr(substitutes, "_python", lambda base, req, force: self._built("python"))
         monkeypatch.setattr(substitutes, "_mysql", lambda base, force: self._built("mysql"))
-        monkeypatch.setattr(substitutes, "_stand_in", lambda ref, image: self.tagged.append(ref))
+        monkeypatch.setattr(substitutes, "stand_in", lambda ref, image: self.tagged.append(ref))
 
     def _base(self, tag: str, **_: Any) -> str:
         self.built.append(tag)
@@ -134,7 +134,7 @@ def test_a_real_upstream_image_is_used_and_never_overwritten(monkeypatch: pytest
     result = ensure_substitutes({"mysql:8.4": "mysql", "mysql:8.0": "mysql", "python:3.11-slim": "python"},
                                 requirements=ROOT / "app" / "requirements.txt")
     assert fake.tagged == ["mysql:8.0", "python:3.11-slim"]  # our old stand-in is refreshed, the real one kept
-    assert fake.built == [substitutes.BASE, "mysql", "python"]  # one substitute per kind
+    assert fake.built == [substitutes.BASE, "mysql", substitutes.BASE, "python"]  # one per kind (the base: cached)
     assert "real image" in result["mysql:8.4"] and result["mysql:8.0"] == "mysql stand-in"
 
 
@@ -161,11 +161,26 @@ def test_from_lines_name_upstream_images_not_stages_or_args(tmp_path: Path) -> N
     assert base_images(ROOT / "stages/docker/Dockerfile") == ["python:3.11-slim"]
 
 
-def test_without_a_registry_an_unsubstituted_base_image_is_a_config_error(fake_docker: FakeDocker) -> None:
-    with pytest.raises(ConfigError, match=r'images\.substitute: images\.app\.dockerfile needs python:3\.11-slim'):
-        build._check_airgap_sources(image_settings(substitute={"mysql:8.4": "mysql"}), "mysql:8.4")
-    fake_docker.images = {"python:3.11-slim": {}}  # docker-loaded by hand: fine
-    build._check_airgap_sources(image_settings(substitute={"mysql:8.4": "mysql"}), "mysql:8.4")
+def test_without_a_registry_a_base_image_no_stand_in_serves_is_a_config_error(fake_docker: FakeDocker,
+                                                                              tmp_path: Path) -> None:
+    settings = image_settings(substitute={"mysql:8.4": "mysql"})
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM nginx:1.27\n")
+    settings = settings.model_copy(update={"app": settings.app.model_copy(update={"dockerfile": dockerfile})})
+    with pytest.raises(ConfigError, match=r'images\.substitute: images\.app\.dockerfile needs nginx:1\.27'):
+        build.stand_ins_needed(settings, "mysql:8.4", engine="mysql")
+    fake_docker.images = {"nginx:1.27": {}}  # docker-loaded by hand: fine
+    assert build.stand_ins_needed(settings, "mysql:8.4", engine="mysql") == {"mysql:8.4": "mysql"}
+
+
+def test_without_a_registry_known_bases_stand_in_without_a_config_line(fake_docker: FakeDocker,
+                                                                       tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM node:20-alpine AS build\nFROM gcr.io/distroless/static:nonroot\n")
+    settings = image_settings(substitute={})
+    settings = settings.model_copy(update={"app": settings.app.model_copy(update={"dockerfile": dockerfile})})
+    assert build.stand_ins_needed(settings, "postgres:16-alpine", engine="postgres") == {
+        "node:20-alpine": "node", "gcr.io/distroless/static:nonroot": "distroless", "postgres:16-alpine": "postgres"}
 
 
 def test_the_app_is_the_teams_dockerfile_and_context_built_unchanged(fake_docker: FakeDocker) -> None:

@@ -127,14 +127,28 @@ def test_a_cluster_stageproof_did_not_make_is_never_reaped(deleted: list[str]) -
 
 
 def test_a_kept_cluster_is_reused_by_the_next_run(deleted: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    _mark(OWNER_MARKER, "kubeconfig", KEPT_MARKER)
+    _mark(OWNER_MARKER, "kubeconfig")
+    reused = provider(monkeypatch)
+    kind.KindCluster("unit-c", "img").mark_kept(fit=reused._fit_of("img"))
     monkeypatch.setattr(kind.KindCluster, "kubectl", lambda self: Path("/bin/true"))
     monkeypatch.setattr(kind_provider, "host_port", lambda name, port: f"127.0.0.1:{port}")
-    reused = provider(monkeypatch)
     reused.provision()
-    assert deleted == [] and "cluster create" not in reused.timings
+    assert deleted == [] and "cluster create" not in reused.timings and "cluster reused" in reused.timings
     assert not cluster_lock(SPEC, run_id="other").try_acquire(), "the run holds the cluster"
     reused.release(keep=True)
+
+
+def test_a_kept_cluster_of_another_node_image_is_never_reused(deleted: list[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _mark(OWNER_MARKER, "kubeconfig")
+    kind.KindCluster("unit-c", "img").mark_kept(fit="made-from-another-node-image")
+    monkeypatch.setattr(kind.KindCluster, "create", lambda self, **kwargs: 1.0)
+    monkeypatch.setattr(kind.KindCluster, "kubectl", lambda self: Path("/bin/true"))
+    monkeypatch.setattr(kind_provider, "host_port", lambda name, port: f"127.0.0.1:{port}")
+    fresh = provider(monkeypatch)
+    fresh.provision()
+    assert deleted == ["unit-c"] and "cluster create" in fresh.timings, "the old cluster must go, a new one come"
+    fresh.release(keep=True)
 
 
 def test_ctrl_c_during_kind_create_deletes_the_half_made_cluster_and_lets_go(

@@ -11,13 +11,14 @@ import pytest
 from harness.checks.common import needs, requires
 from harness.errors import ConfigError
 from harness.k8s.nodes import ContainerNodes
-from harness.k8s.workload import K8sApp, K8sCrash, K8sDatabase, K8sWorkload
+from harness.k8s.workload import K8sApp, K8sChartTests, K8sCrash, K8sDatabase, K8sWorkload
 from harness.stage import (
     CONTROLS,
     AppContainer,
     AppControl,
     AppCrash,
     Capabilities,
+    ChartTests,
     DatabaseControl,
     Ingress,
     NewBuilds,
@@ -66,6 +67,7 @@ def test_every_control_implementation_conforms_to_its_protocol() -> None:
         (K8sCrash(dummy), (AppCrash,)),  # type: ignore[arg-type]
         (K8sDatabase(dummy), (DatabaseControl,)),  # type: ignore[arg-type]
         (ContainerNodes(dummy, dummy, timeout=1), (NodeChaos,)),  # type: ignore[arg-type]
+        (K8sChartTests(dummy), (ChartTests,)),  # type: ignore[arg-type]
     ]
     for implementation, protocols in implementations:
         for protocol in protocols:

@@ -15,7 +15,8 @@ import logging
 import time
 from collections.abc import Sequence
 
-from harness.config import K8sSettings, Settings
+from harness.config import K8sSettings, Settings, environment
+from harness.core.cache import recipe_hash
 from harness.core.ownership import OwnerLock
 from harness.core.run import run
 from harness.core.shield import say, shielded
@@ -35,21 +36,30 @@ class KindProvider(ClusterProvider):
         super().__init__(settings, run_id=run_id)
         self._cluster: kind.KindCluster | None = None
         self._lock: OwnerLock | None = None
+        self._fit = ""
 
     def info(self) -> ProviderInfo:
         chaos = "[stages.k8s] node_chaos = false" if self.spec.node_chaos is False else None
         return ProviderInfo(self.spec.cluster, ours=True, node_chaos_withheld=chaos)
 
+    @property
+    def reuse(self) -> bool:
+        """Keep the cluster for the next run: `stages.k8s.reuse`, by default on a laptop, not in CI."""
+        return self.spec.reuse if self.spec.reuse is not None else not environment().ci
+
     def provision(self) -> ClusterAccess:
         node_image = self._node_image()
         self._lock = acquire(self.spec, run_id=self.run_id)
         self._cluster = kind.KindCluster(self.spec.cluster, node_image, run_id=self.run_id)
+        self._fit = self._fit_of(node_image)
         try:
-            if not self._reusable(self._cluster):
+            if not self._reusable(self._cluster, self._fit):
                 self._cluster.config = kind.render_config(
                     self.spec.cluster, source=self.spec.kind_config, nodes=self.spec.nodes,
                     node_ports=[self.spec.node_port, self.spec.ingress_node_port], mirror=self._mirror()).path
                 self.timings["cluster create"] = self._cluster.create()
+            else:
+                self.timings["cluster reused"] = 0.0
             kubectl = Kubectl(str(self._cluster.kubectl()), self._cluster.kubeconfig)
             name = self.spec.cluster
             return ClusterAccess(name, kubectl, f"http://{host_port(name, self.spec.node_port)}",
@@ -72,10 +82,16 @@ class KindProvider(ClusterProvider):
         return {image: image for image in images}
 
     def release(self, *, keep: bool) -> None:
+        """Delete the cluster this run created; kept instead with `keep` (the run's namespace too) or
+        when reused (only the run's namespace goes: the next run resets it anyway)."""
         cluster, lock, self._cluster, self._lock = self._cluster, self._lock, None, None
         try:
-            if cluster is not None and keep:
-                cluster.mark_kept()
+            if cluster is not None and (keep or self.reuse) and cluster.kubeconfig.exists():
+                if not keep:
+                    self._drop_namespace(cluster)
+                cluster.mark_kept(fit=self._fit)
+                say(f"[stageproof] k8s: kind cluster {cluster.name} kept for the next run (`stageproof down` "
+                    "removes it)")
             elif cluster is not None and cluster.created:
                 with shielded(f"deleting kind cluster {cluster.name}"):
                     cluster.delete()
@@ -137,17 +153,33 @@ class KindProvider(ClusterProvider):
                                    own=images.registry_endpoint is not None, mirror_for=tuple(images.mirror_for),
                                    credentials=self.settings.registry_credentials)
 
+    def _fit_of(self, node_image: str) -> str:
+        """What a reused cluster must have been made from: the node image (by id) and the kind config."""
+        image = run(["docker", "image", "inspect", "--format", "{{.Id}}", node_image], check=False).stdout.strip()
+        spec = self.spec
+        return recipe_hash("kind-fit-v1", image or node_image, str(spec.nodes), str(spec.node_port),
+                           str(spec.ingress_node_port), *([spec.kind_config] if spec.kind_config else []))
+
+    def _drop_namespace(self, cluster: kind.KindCluster) -> None:
+        """The run's namespace goes (not waited for): a kept cluster holds no run's pods busy."""
+        kubectl = Kubectl(str(cluster.kubectl()), cluster.kubeconfig)
+        kubectl("delete", "namespace", self.spec.namespace, "--ignore-not-found", "--wait=false", check=False)
+
     @staticmethod
-    def _reusable(cluster: kind.KindCluster) -> bool:
-        """True for a cluster a run kept (complete: it has its kubeconfig). What a dead owner left (we
-        hold the lock now) is deleted first; a cluster stageproof did not make is refused."""
+    def _reusable(cluster: kind.KindCluster, fit: str) -> bool:
+        """True for a cluster a run kept (complete: it has its kubeconfig) from the same node image and
+        kind config. What a dead owner left (we hold the lock now), or a kept cluster of another node
+        image, is deleted first; a cluster stageproof did not make is refused."""
         there = kind.exists(cluster.name)
         if there and not cluster.ours:
             raise StageUnavailable(f"kind cluster {cluster.name!r} exists but was not made by stageproof (no "
                                    f"{cluster.kubeconfig}): delete it or set stages.k8s.cluster to another name")
         if there and cluster.kept and cluster.kubeconfig.exists():
-            say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
-            return True
+            if cluster.kept_fit() == fit:
+                say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
+                return True
+            say(f"[stageproof] k8s: kind cluster {cluster.name} was kept from another node image or kind config: "
+                "made anew")
         if there or cluster.ours or _leftover_network(cluster.network):
             say(f"[stageproof] k8s: removing what a killed run left of kind cluster {cluster.name}")
             cluster.created = True  # ours, and its owner is gone
