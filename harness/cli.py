@@ -121,6 +121,11 @@ def cmd_diff(settings: Settings | None, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def compare_recordings(first: Path, second: Path) -> list[str]:
+    """How saved recording `second` answers differently from `first` (the diff gate's comparison)."""
+    return compare(Recording.read(first), Recording.read(second))
+
+
 def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "kind-node":
         from harness.images.kind_node import ensure_kind_node_image
@@ -177,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--with-kind-node", action="store_true",
                         help="push: also our kind node image (a stand-in for kindest/node)")
     images.set_defaults(func=cmd_images)
-    add_commands(sub)
+    add_commands(sub, compare=compare_recordings)
     return parser
 
 

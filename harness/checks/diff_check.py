@@ -73,7 +73,7 @@ def test_stage_answers_like_the_first_stage(stage: Stage | None, deployment: Dep
     recordings.setdefault(deployment.stage, recording)
     target = pytestconfig.getoption("stageproof_report")
     if target:
-        write_recording(recording_path(Path(target), deployment.stage), recording,
+        write_recording(recording_path(Path(target), deployment.stage), recording.to_json(),
                         Provenance(stage_runner.run_id, recording.release, stageproof_settings.app.name,
                                    Path(target).with_suffix("").name))
     if not references:

@@ -205,7 +205,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     (harness.report.finish), before the summary below prints and writes it."""
     from harness.report.finish import finish_session
 
-    finish_session(session)
+    runner = session.config.stash.get(RUNNER_KEY, None)
+    if runner is not None and runner.ledger.stages:
+        settings = settings_of(session.config)
+        finish_session(session, runner.ledger, run_id=runner.run_id, release=runner.release, app=settings.app.name,
+                       root=settings.root, locate=lambda item: (stage_of(item), test_name(item)))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

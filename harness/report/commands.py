@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.config import Settings
 from harness.report.expected import ExpectedMatrix, load_matrix
+from harness.report.gate import Compare
 
 EXPECTED = Path("expected")
 REPORTS = Path("reports")
@@ -48,7 +49,7 @@ def cmd_diff_gate(settings: Settings | None, args: argparse.Namespace) -> int:
     from harness.report.gate import diff_gate
 
     release = args.release or current_release(Path.cwd())
-    result = diff_gate(args.reports, matrices_in(args.expected), release=release)
+    result = diff_gate(args.reports, matrices_in(args.expected), release=release, compare=args.compare)
     print(f"diff gate over {args.reports} (release {release}):")
     print("\n".join(result.lines()))
     return 0 if result.ok else 1
@@ -59,13 +60,15 @@ def cmd_report(settings: Settings | None, args: argparse.Namespace) -> int:
     from harness.report.migration import write_migration_report
 
     release = args.release or current_release(Path.cwd())
-    page = write_migration_report(args.reports, args.output, expected=args.expected, release=release)
+    page = write_migration_report(args.reports, args.output, expected=args.expected, release=release,
+                                  compare=args.compare)
     print(f"migration report: {page}")
     return 0
 
 
-def add_commands(sub: Any) -> None:
-    """The parsers of these commands, on `stageproof`'s subparsers."""
+def add_commands(sub: Any, *, compare: Compare) -> None:
+    """The parsers of these commands, on `stageproof`'s subparsers; `compare` tells how one saved
+    recording answers differently from another (the CLI brings the contract's diff)."""
     expected = sub.add_parser("expected", help="write the expected matrix from reports, or check reports against it")
     expected.add_argument("action", choices=["write", "check"])
     expected.add_argument("reports", nargs="+", type=Path, help="JSON reports (reports/<session>.json)")
@@ -75,11 +78,11 @@ def add_commands(sub: Any) -> None:
     gate.add_argument("--reports", type=Path, default=REPORTS, help="the run's reports and recordings (reports/)")
     gate.add_argument("--expected", type=Path, default=EXPECTED)
     gate.add_argument("--release", help="this CI run's release (default: the checkout's, as the sessions took it)")
-    gate.set_defaults(func=cmd_diff_gate, needs_config=False)
+    gate.set_defaults(func=cmd_diff_gate, needs_config=False, compare=compare)
     report = sub.add_parser("report", help="one HTML page for the whole migration (every config, every stage)")
     report.add_argument("kind", choices=["migration"])
     report.add_argument("reports", nargs="+", type=Path, help="JSON reports (reports/*.json)")
     report.add_argument("-o", "--output", type=Path, default=REPORTS / "migration.html")
     report.add_argument("--expected", type=Path, default=EXPECTED)
     report.add_argument("--release", help="this CI run's release (default: the checkout's)")
-    report.set_defaults(func=cmd_report, needs_config=False)
+    report.set_defaults(func=cmd_report, needs_config=False, compare=compare)

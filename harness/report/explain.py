@@ -2,6 +2,9 @@
 an object, a field and its value) and the smallest change to their files that addresses them, as a
 patch to read (a kustomize strategic-merge patch, or Helm values when the chart has the keys), never
 applied. Pure functions over a list of manifest dicts; with no such fact, the explanation says so.
+
+Kubernetes' rules it needs (a budget selecting the pods, maxUnavailable's rounding, a spread that
+blocks a drain) are restated here, in manifest_rules.py: the report layer sits below harness.k8s.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from harness.k8s.disruption import blocking_spread, has_budget, max_unavailable
+from harness.report.manifest_rules import blocking_spread, has_budget, max_unavailable
 
 Doc = dict[str, Any]
 #: a check's name -> the disruption it measures (the first part found in the name wins)

@@ -9,6 +9,7 @@ whose only failures are the matrix's accepted failures (each still failing as st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +26,21 @@ DEFAULT_SESSION = "default"
 OUTCOMES = ("failed", "error", "skipped")
 
 
-def finish_session(session: pytest.Session) -> Verdict | None:
-    """Stamp the run into the ledger, record the messages, and hold the run to its expected matrix."""
-    from harness.pytest_plugin import RUNNER_KEY, settings_of
+Locate = Callable[[pytest.Item], tuple[str | None, str]]  # an item -> (its stage or None, its check's name)
 
+
+def finish_session(session: pytest.Session, ledger: Ledger, *, run_id: str, release: str, app: str, root: Path,
+                   locate: Locate) -> Verdict | None:
+    """Stamp the run into the ledger, record the messages, and hold the run to its expected matrix
+    (`root`: the config's folder, where the search for expected/<app>.toml starts)."""
     config = session.config
-    runner = config.stash.get(RUNNER_KEY, None)
-    if runner is None or not runner.ledger.stages:
-        return None
-    ledger, settings = runner.ledger, settings_of(config)
     report = config.getoption("stageproof_report")
-    ledger.run.run_id, ledger.run.release, ledger.run.config = runner.run_id, runner.release, settings.app.name
+    ledger.run.run_id, ledger.run.release, ledger.run.config = run_id, release, app
     ledger.run.config_path = _shown(config_path(config.getoption("stageproof_config")))
     ledger.run.session = Path(report).with_suffix("").name if report else DEFAULT_SESSION
-    unbound = record_messages(ledger, session)
+    unbound = record_messages(ledger, session, locate)
     chosen = config.getoption("stageproof_expected", None)
-    path = Path(chosen) if chosen else find_matrix(settings.root, settings.app.name) if (
-        report and environment().ci) else None
+    path = Path(chosen) if chosen else find_matrix(root, app) if report and environment().ci else None
     if path is None:
         return None
     try:
@@ -60,24 +59,22 @@ def finish_session(session: pytest.Session) -> Verdict | None:
     return verdict
 
 
-def record_messages(ledger: Ledger, session: pytest.Session) -> int:
+def record_messages(ledger: Ledger, session: pytest.Session, locate: Locate) -> int:
     """Each failed, errored or skipped report's message, in the ledger under its stage and check
     (from the terminal reporter's reports); returns how many failures belong to no stage."""
-    from harness.pytest_plugin import stage_of, test_name
-
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     items = {item.nodeid: item for item in session.items}
+    external = "external" if session.config.getoption("base_url") else None
     unbound = 0
     for outcome in OUTCOMES:
         for report in getattr(reporter, "stats", {}).get(outcome, []):
             item = items.get(getattr(report, "nodeid", ""))
-            stage = stage_of(item) if item is not None else None
-            stage = stage or ("external" if item is not None and session.config.getoption("base_url") else None)
+            stage, check = locate(item) if item is not None else (None, "")
+            stage = stage or (external if item is not None else None)
             if stage is None or stage not in ledger.stages:
                 unbound += outcome != "skipped"
                 continue
-            assert item is not None
-            found = ledger.stages[stage].messages.setdefault(test_name(item), [])
+            found = ledger.stages[stage].messages.setdefault(check, [])
             if len(found) < MAX_MESSAGES:
                 found.append(message_of(report)[:MAX_CHARS])
     return unbound

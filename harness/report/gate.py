@@ -11,17 +11,26 @@ stage whose diff check is an accepted failure are accepted when each line matche
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config import STAGE_NAMES
-from harness.contract.diff import Recording, RecordingUnreadable, compare
 from harness.report.expected import ACCEPTED, Cell, ExpectedMatrix
 from harness.report.ledger import Ledger
-from harness.report.recordings import Provenance, is_recording, read_recording, session_and_stage
+from harness.report.recordings import (
+    Provenance,
+    RecordingFile,
+    RecordingFileError,
+    is_recording,
+    read_recording_file,
+    session_and_stage,
+)
 
 DIFF_CHECK = "test_stage_answers_like_the_first_stage"
+#: how recording B answers differently from recording A, one line each (`harness.contract.diff.compare`
+#: over the two files: the caller brings it, the report layer does not import the contract)
+Compare = Callable[[Path, Path], list[str]]
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Found:
 
     session: str
     stage: str
-    recording: Recording
+    recording: RecordingFile
     path: Path
 
     @property
@@ -87,7 +96,7 @@ def reports_in(folder: Path) -> dict[str, Ledger]:
     return found
 
 
-def diff_gate(folder: Path, matrices: Iterable[ExpectedMatrix], *, release: str) -> GateResult:
+def diff_gate(folder: Path, matrices: Iterable[ExpectedMatrix], *, release: str, compare: Compare) -> GateResult:
     """Hold every recording in `folder` to the matrices, then compare each config's recordings to
     its first stage's (the migration's order: local-sqlite first, k8s last)."""
     result, reports = GateResult(), reports_in(folder)
@@ -112,7 +121,7 @@ def diff_gate(folder: Path, matrices: Iterable[ExpectedMatrix], *, release: str)
                         for (session, stage), (config, cell) in wanted.items()
                         if (session, stage) not in seen and cell.status != ACCEPTED]
     for config, recordings in fresh.items():
-        result.pairs += _pairs(config, recordings, wanted)
+        result.pairs += _pairs(config, recordings, wanted, compare)
     return result
 
 
@@ -123,11 +132,11 @@ def _fresh(path: Path, session: str, stage: str, wanted: dict[tuple[str, str], t
         problems.append(f"stale: {path}: no expected matrix runs the diff at {stage} in session {session}")
         return None
     try:
-        recording, provenance = read_recording(path)
-    except RecordingUnreadable as err:
+        recording = read_recording_file(path)
+    except RecordingFileError as err:
         problems.append(f"unreadable: {err}")
         return None
-    why = _stale(provenance, reports.get(session), wanted[(session, stage)][0], release, session)
+    why = _stale(recording.provenance, reports.get(session), wanted[(session, stage)][0], release, session)
     if why:
         problems.append(f"stale: {path}: {why}")
         return None
@@ -152,12 +161,13 @@ def _order(found: Found) -> tuple[int, str]:
     return (STAGE_NAMES.index(found.stage) if found.stage in STAGE_NAMES else len(STAGE_NAMES), found.session)
 
 
-def _pairs(config: str, found: list[Found], wanted: dict[tuple[str, str], tuple[str, Cell]]) -> list[Pair]:
+def _pairs(config: str, found: list[Found], wanted: dict[tuple[str, str], tuple[str, Cell]],
+           compare: Compare) -> list[Pair]:
     reference, *others = sorted(found, key=_order)
     pairs = []
     for other in others:
-        lines = tuple(compare(reference.recording, other.recording))
+        lines = tuple(compare(reference.path, other.path))
         cell = wanted[(other.session, other.stage)][1]
         accepted = cell.status == ACCEPTED and bool(lines) and all(cell.accepts([line]) for line in lines)
-        pairs.append(Pair(config, reference.label, other.label, len(other.recording.answers), lines, accepted))
+        pairs.append(Pair(config, reference.label, other.label, other.recording.requests, lines, accepted))
     return pairs

@@ -19,7 +19,7 @@ from harness.config import STAGE_NAMES
 from harness.report.commands import matrices_in
 from harness.report.expected import ExpectedMatrix
 from harness.report.expected_write import read_ledger
-from harness.report.gate import GateResult, Pair, diff_gate
+from harness.report.gate import Compare, GateResult, Pair, diff_gate
 from harness.report.html import CELLS, CSS, chaos_figure, is_chaos
 from harness.report.ledger import Ledger, StageRecord
 from harness.report.verdict import Difference, Verdict, compare, missing
@@ -88,11 +88,13 @@ def build_views(reports: Iterable[Path], matrices: Sequence[ExpectedMatrix]) -> 
     return list(views.values())
 
 
-def write_migration_report(reports: Sequence[Path], output: Path, *, expected: Path, release: str) -> Path:
+def write_migration_report(reports: Sequence[Path], output: Path, *, expected: Path, release: str,
+                           compare: Compare) -> Path:
+    """The page at `output`, from the reports (their recordings beside them) and the matrices in `expected`."""
     matrices = matrices_in(expected) if expected.is_dir() else []
     views = build_views(reports, matrices)
     folder = reports[0].parent if reports else output.parent
-    gate = diff_gate(folder, matrices, release=release)
+    gate = diff_gate(folder, matrices, release=release, compare=compare)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_migration(views, gate, release=release), encoding="utf-8")
     return output

@@ -3,7 +3,8 @@ and the session (report) that wrote it, so that a gate reading reports/ can tell
 from one an earlier run left there.
 
 The answers stay in `harness.contract.diff.Recording`'s format (it ignores the extra key), so
-`stageproof diff A B` reads these files as before.
+`stageproof diff A B` reads these files as before. This module reads and writes only the JSON
+around them: comparing answers is the contract's job (the report layer does not import it).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.contract.diff import Recording, RecordingUnreadable
+from harness.errors import StageproofError
 
 MARK = ".recording."
+
+
+class RecordingFileError(StageproofError):
+    """A recording file cannot be read as one."""
 
 
 @dataclass(frozen=True)
@@ -30,27 +35,40 @@ class Provenance:
     written: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True)
+class RecordingFile:
+    """What the gate needs of a recording without comparing it: its stage, size and provenance."""
+
+    path: Path
+    stage: str
+    release: str
+    requests: int
+    provenance: Provenance | None
+
+
 def recording_path(report: Path, stage: str) -> Path:
     """Beside the JSON report: `local.json` -> `local.recording.local-mysql.json`."""
     return report.with_name(f"{report.with_suffix('').name}{MARK}{stage}.json")
 
 
-def write_recording(path: Path, recording: Recording, provenance: Provenance) -> None:
-    data = json.loads(recording.to_json())
+def write_recording(path: Path, recording_json: str, provenance: Provenance) -> None:
+    """`recording_json` (`Recording.to_json()`) with its provenance added."""
+    data = json.loads(recording_json)
     data["provenance"] = asdict(provenance)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def read_recording(path: Path) -> tuple[Recording, Provenance | None]:
-    """The recording and its provenance (None: written before recordings carried one)."""
-    recording = Recording.read(path)
+def read_recording_file(path: Path) -> RecordingFile:
+    """The recording's stage, release, number of requests and provenance (None: written before
+    recordings carried one)."""
     try:
-        found = json.loads(path.read_text()).get("provenance")
+        data = json.loads(path.read_text())
+        found = data.get("provenance")
         provenance = Provenance(**found) if isinstance(found, dict) else None
-    except (OSError, ValueError, TypeError) as err:
-        raise RecordingUnreadable(f"{path}: unreadable provenance ({err})") from err
-    return recording, provenance
+        return RecordingFile(path, str(data["stage"]), str(data["release"]), len(data["answers"]), provenance)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise RecordingFileError(f"{path}: cannot read the recording ({err})") from err
 
 
 def is_recording(path: Path) -> bool:

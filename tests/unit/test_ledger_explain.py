@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.k8s import disruption
+from harness.report import manifest_rules as rules
 from harness.report.explain import DISRUPTIONS, disruption_of, explain
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,3 +124,19 @@ def test_a_liveness_probe_on_the_readiness_path_explains_a_database_pod_kill() -
                                                      "spec.template.spec.containers[web].livenessProbe.httpGet.path",
                                                      "/readyz")
     assert "path: /healthz" in (explanation.patch or "")
+
+
+def test_the_restated_kubernetes_rules_agree_with_the_overlays() -> None:
+    """harness.report.manifest_rules restates harness.k8s.disruption's rules (the report layer is below
+    harness.k8s): on the same manifests they give the same answers."""
+    for docs, name in ((issue_example(), "guestbook"), (repo_manifests(), "web")):
+        web = next(doc for doc in docs if doc["kind"] == "Deployment" and doc["metadata"]["name"] == name)
+        assert rules.has_budget(tuple(docs), web) == disruption.has_budget(tuple(docs), web)
+        assert rules.blocking_spread(web) == disruption.blocking_spread(web)
+    blocking = {"spec": {"template": {"spec": {"topologySpreadConstraints": [
+        {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]}}}}
+    assert rules.blocking_spread(blocking) == disruption.blocking_spread(blocking) != []
+    for strategy in (None, {"type": "Recreate"}, {"rollingUpdate": {"maxUnavailable": "50%"}},
+                     {"rollingUpdate": {"maxUnavailable": 2}}):
+        for replicas in (1, 2, 5):
+            assert rules.max_unavailable(strategy, replicas) == disruption.max_unavailable(strategy, replicas)
