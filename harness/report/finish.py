@@ -102,6 +102,7 @@ def _say(config: pytest.Config, verdict: Verdict) -> None:
     if reporter is None:
         return
     title = "stageproof expected matrix: " + ("as expected" if verdict.ok else "DIFFERENT: the run FAILS")
+    reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
     reporter.write_sep("=", title, red=not verdict.ok, green=verdict.ok)
     for line in verdict.lines():
         reporter.write_line(line)
@@ -110,6 +111,7 @@ def _say(config: pytest.Config, verdict: Verdict) -> None:
 def _say_error(config: pytest.Config, error: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
         reporter.write_sep("=", "stageproof expected matrix: UNREADABLE, the run FAILS", red=True)
         reporter.write_line(error)
 

@@ -47,7 +47,8 @@ class Accepted:
     def line(self) -> str:
         figures = "; ".join(", ".join(f"{k} {v}" for k, v in figure.items() if k not in ("check", "load"))
                             for figure in self.figures)
-        return (f"{self.stage} / {self.check}: accepted failure ({self.reason}): {self.messages[0][:160]}"
+        first = self.messages[0].splitlines()[0][:160] if self.messages and self.messages[0] else "(no message)"
+        return (f"{self.stage} / {self.check}: accepted failure ({self.reason}): {first}"
                 + (f" [{figures}]" if figures else ""))
 
 
