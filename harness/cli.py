@@ -1,4 +1,5 @@
-"""The command-line front door: `stageproof up | test | down | status | stages | diff | images`.
+"""The command-line front door: `stageproof up | test | down | status | stages | diff | images`, and the
+proof ledger's `expected | diff-gate | report` (harness/report/commands.py).
 
 Each command is a short function over the typed settings; `test` hands over to pytest so the
 CLI and `pytest tests/<stage>` run exactly the same suite.
@@ -23,6 +24,7 @@ from harness.core.shield import say
 from harness.errors import StageproofError
 from harness.lifecycle import StageRunner, in_ci
 from harness.project import load_project
+from harness.report.commands import add_commands
 from harness.stage import get_stage, stage_names
 
 log = logging.getLogger("stageproof")
@@ -135,6 +137,11 @@ def cmd_diff(settings: Settings | None, args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def compare_recordings(first: Path, second: Path) -> list[str]:
+    """How saved recording `second` answers differently from `first` (the diff gate's comparison)."""
+    return compare(Recording.read(first), Recording.read(second))
+
+
 def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "kind-node":
         from harness.images.kind_node import ensure_kind_node_image
@@ -191,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--with-kind-node", action="store_true",
                         help="push: also our kind node image (a stand-in for kindest/node)")
     images.set_defaults(func=cmd_images)
+    add_commands(sub, compare=compare_recordings)
     return parser
 
 

@@ -4,6 +4,10 @@ bodies (ids, release ids and the run's unique token aside).
 It runs right after the contract (the plugin orders it so), when every stage's database holds the
 same rows. The first stage records the reference; each later stage replays it and lists how it
 differs. With `--stageproof-diff-against PATH`, every stage is also held to a saved recording.
+
+Each recording lands beside the JSON report with its provenance (run id, release, config, session):
+a session whose first stage only records the reference proves nothing on its own, so
+`stageproof diff-gate` compares the recordings of every session of a CI run (harness.report.gate).
 """
 
 from __future__ import annotations
@@ -20,15 +24,11 @@ from harness.contract.cases import Case, Request
 from harness.contract.diff import Normaliser, Recording, build_sequence, compare, record, stage_unique
 from harness.contract.runner import ContractClient
 from harness.lifecycle import StageRunner
+from harness.report.recordings import Provenance, recording_path, write_recording
 from harness.stage import Deployment, Stage
 
 #: the recordings of this run, by stage, in the order the stages ran: the first is the reference
 RECORDINGS = pytest.StashKey[dict[str, Recording]]()
-
-
-def recording_path(report: Path, stage: str) -> Path:
-    """Beside the JSON report: `local.json` -> `local.recording.local-mysql.json`."""
-    return report.with_name(f"{report.with_suffix('').name}.recording.{stage}.json")
 
 
 def openapi_document(client: ContractClient, settings: Settings) -> dict[str, Any] | None:
@@ -73,11 +73,12 @@ def test_stage_answers_like_the_first_stage(stage: Stage | None, deployment: Dep
     recordings.setdefault(deployment.stage, recording)
     target = pytestconfig.getoption("stageproof_report")
     if target:
-        path = recording_path(Path(target), deployment.stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(recording.to_json())
+        write_recording(recording_path(Path(target), deployment.stage), recording.to_json(),
+                        Provenance(stage_runner.run_id, recording.release, stageproof_settings.app.name,
+                                   Path(target).with_suffix("").name))
     if not references:
-        report(f"diff: recorded {len(recording.answers)} requests as the reference")
+        report(f"diff: recorded {len(recording.answers)} requests as the reference (compared across sessions by "
+               "`stageproof diff-gate`)", {"requests": len(recording.answers), "reference": True})
         return
     problems = [f"{reference.stage} vs {recording.stage}: {line}"
                 for reference in references for line in compare(reference, recording)]

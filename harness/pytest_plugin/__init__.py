@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--release", metavar="ID", help="with --base-url: the release id /version must report")
     group.addoption("--stageproof-config", metavar="PATH", help="the app's config file (default stageproof.toml)")
     group.addoption("--stageproof-report", metavar="PATH", help="also write the run summary as JSON here")
+    group.addoption("--stageproof-expected", metavar="PATH",
+                    help="fail the run on any difference from this expected matrix (in CI: expected/<app>.toml)")
     group.addoption("--stageproof-diff-against", metavar="PATH",
                     help="also compare every stage's answers to this saved recording (<report>.recording.<stage>.json)")
 
@@ -196,6 +198,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                                               contract=item.get_closest_marker("contract") is not None,
                                               test=test_name(item))
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The ledger learns its run and messages, and the run is held to its expected matrix
+    (harness.report.finish), before the summary below prints and writes it."""
+    from harness.report.finish import finish_session
+
+    runner = session.config.stash.get(RUNNER_KEY, None)
+    if runner is not None and runner.ledger.stages:
+        settings = settings_of(session.config)
+        finish_session(session, runner.ledger, run_id=runner.run_id, release=runner.release, app=settings.app.name,
+                       root=settings.root, locate=lambda item: (stage_of(item), test_name(item)))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 #: how a matrix cell shows each outcome: symbol, background, text colour
 CELLS = {"passed": ("\u2713", "#c9efd3", "#145c2a"), "failed": ("\u2717", "#f7c6c6", "#8a1212"),
          "skipped": ("\u21b7", "#fbe9b7", "#6b5200"), "not applicable": ("\u2013", "#e4e7ec", "#4a5260"),
-         "not run": ("\u00b7", "#ffffff", "#9aa2ae")}
+         "not run": ("\u00b7", "#ffffff", "#9aa2ae"), "accepted failure": ("!", "#fde2c4", "#7a3e00")}
 #: the timeline's colours: sent and failed bars, the p99 line, the disruption's band, strip and line
 SENT, FAILED, P99, BAND, STRIP, MARK = "#93b4e0", "#dc2626", "#7c3aed", "#fde7c2", "#f59e0b", "#b45309"
 CSS = """
@@ -64,8 +64,8 @@ def render(ledger: Ledger) -> str:
     records = list(ledger.stages.values())
     finished = ledger.finished or time.time()
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ledger.started))
-    figures = [(rec.stage, figure) for rec in records for figure in rec.figures if _is_chaos(figure)]
-    measured = [(rec.stage, figure) for rec in records for figure in rec.figures if not _is_chaos(figure)]
+    figures = [(rec.stage, figure) for rec in records for figure in rec.figures if is_chaos(figure)]
+    measured = [(rec.stage, figure) for rec in records for figure in rec.figures if not is_chaos(figure)]
     parts = ['<!doctype html><html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width">', "<title>stageproof report</title>",
              f"<style>{CSS}</style></head><body>", "<h1>stageproof report</h1>",
@@ -74,7 +74,7 @@ def render(ledger: Ledger) -> str:
              "<h2>Stages</h2>", _stage_table(records), "<h2>Checks by stage</h2>", _matrix(ledger, records)]
     if figures:
         parts.append("<h2>Chaos timelines</h2>")
-        parts += [_figure(stage, figure) for stage, figure in figures]
+        parts += [chaos_figure(stage, figure) for stage, figure in figures]
     if measured:
         parts += ["<h2>Other measurements</h2>", _measurements(measured)]
     parts += ["<h2>Notes</h2>", *(_notes(rec) for rec in records), "</body></html>\n"]
@@ -117,7 +117,7 @@ def _notes(rec: StageRecord) -> str:
     return f'<h3>{escape(rec.stage)}</h3><ul class="notes">{items}</ul>'
 
 
-def _is_chaos(figure: Mapping[str, Any]) -> bool:
+def is_chaos(figure: Mapping[str, Any]) -> bool:
     """A disruption measured under load (`DisruptionResult.figures()`), which gets a timeline."""
     return isinstance(figure.get("load"), dict) and "disrupted_at" in figure
 
@@ -131,7 +131,7 @@ def _measurements(measured: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     return "\n".join([*rows, "</table>"])
 
 
-def _figure(stage: str, figure: Mapping[str, Any]) -> str:
+def chaos_figure(stage: str, figure: Mapping[str, Any]) -> str:
     load = figure.get("load", {})
     recovery = load.get("recovery_seconds")
     window = ("no failure" if not load.get("failed") else "no success after the last failure"

@@ -39,6 +39,8 @@ class StageRecord:
     not_applicable: dict[str, str] = field(default_factory=dict)
     #: why the whole stage does not apply to the app (declared in the config), else None
     stage_not_applicable: str | None = None
+    #: test name -> the messages of its failed (or skipped) reports on this stage, for the expected matrix
+    messages: dict[str, list[str]] = field(default_factory=dict)
 
     def cell(self, test: str) -> tuple[str, str]:
         """(outcome, reason) of `test` on this stage: a reported outcome, else "not applicable"
@@ -49,6 +51,17 @@ class StageRecord:
         return (NOT_APPLICABLE, reason) if reason is not None else (NOT_RUN, "")
 
 
+@dataclass
+class RunInfo:
+    """Which run wrote a ledger: what the cross-stage diff gate and the expected matrix key on."""
+
+    run_id: str = ""
+    release: str = ""
+    config: str = ""  # the app's name (`app.name`): its expected matrix is expected/<config>.toml
+    config_path: str = ""
+    session: str = ""  # the report's name (reports/<session>.json): one run of the expected matrix
+
+
 class Ledger:
     """Collects what happened to each stage during one run."""
 
@@ -56,6 +69,9 @@ class Ledger:
         self.stages: dict[str, StageRecord] = {}
         self.started = time.time()
         self.finished: float | None = None  # set when read back from a report; else "now"
+        self.run = RunInfo()
+        #: the comparison with the expected matrix, once made (`harness.report.expected.Verdict.payload`)
+        self.expected: dict[str, Any] | None = None
 
     def record(self, stage: str) -> StageRecord:
         return self.stages.setdefault(stage, StageRecord(stage))
@@ -96,8 +112,8 @@ class Ledger:
         return list(names)
 
     def payload(self) -> dict[str, Any]:
-        return {"started": self.started, "finished": self.finished or time.time(),
-                "stages": [asdict(rec) for rec in self.stages.values()]}
+        return {"started": self.started, "finished": self.finished or time.time(), "run": asdict(self.run),
+                "stages": [asdict(rec) for rec in self.stages.values()], "expected": self.expected}
 
     def write_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +125,9 @@ class Ledger:
         ledger = cls()
         ledger.started = payload.get("started", ledger.started)
         ledger.finished = payload.get("finished")
+        run = payload.get("run") or {}
+        ledger.run = RunInfo(**{key: str(value) for key, value in run.items() if key in RunInfo.__dataclass_fields__})
+        ledger.expected = payload.get("expected")
         known = set(StageRecord.__dataclass_fields__)
         for data in payload.get("stages", []):
             rec = StageRecord(**{key: value for key, value in data.items() if key in known})

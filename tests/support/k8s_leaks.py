@@ -10,13 +10,14 @@ network, its cache folder (kubeconfig, markers), its lock file, temporary folder
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from harness.core.ownership import lock_path
 from harness.core.run import run
-from harness.errors import StageproofError
+from harness.errors import CommandFailed, StageproofError
 from harness.k8s import kind
 from tests.support.leak_audit import Watch, processes
 
@@ -25,6 +26,8 @@ MOMENTS = {"cluster create": None, "apply and wait": "k8s: add-ons ready"}
 NO_CUT = ""  # a watch that only counts (a run that is not cut short)
 REACH_TIMEOUT = 600.0  # until the moment: cluster create, image load and add-ons on a busy 2-core machine
 PYTEST_TMP = "pytest-of-"  # pytest's own base temp (it keeps the last three runs' on purpose)
+#: what `docker volume|network inspect` says of an object that does not exist (anything else: Docker failed)
+ABSENT = re.compile(r"no such volume|network \S+ not found|No such object", re.IGNORECASE)
 
 
 class ClusterWatch(Watch):
@@ -52,7 +55,7 @@ class ClusterWatch(Watch):
         self._volumes = set(self._node_volumes())
 
     def left(self) -> list[str]:
-        found = [f"kind cluster {self.cluster}"] if self.cluster in _docker("kind", "get", "clusters").split() else []
+        found = [f"kind cluster {self.cluster}"] if self.cluster in query("kind", "get", "clusters").split() else []
         found += [f"node container {name}" for name in self._nodes()]
         found += [f"volume {name}" for name in sorted(self._volumes) if _exists("volume", name)]
         network = kind.network_name(self.cluster)
@@ -75,22 +78,34 @@ class ClusterWatch(Watch):
             shutil.rmtree(path, ignore_errors=True)
 
     def _nodes(self) -> list[str]:
-        return _docker("docker", "ps", "--all", "--filter", f"label={kind.CLUSTER_LABEL}={self.cluster}",
+        return query("docker", "ps", "--all", "--filter", f"label={kind.CLUSTER_LABEL}={self.cluster}",
                        "--format", "{{.Names}}").split()
 
     def _node_volumes(self) -> list[str]:
         nodes = self._nodes()
         if not nodes:
             return []
-        mounts = _docker("docker", "inspect", "--format",
+        mounts = query("docker", "inspect", "--format",
                          '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', *nodes)
         return mounts.split()
 
 
 def _exists(kind_of: str, name: str) -> bool:
-    return run(["docker", kind_of, "inspect", name], check=False, timeout=60).returncode == 0
+    """Whether Docker has that volume or network; CommandFailed when Docker cannot say."""
+    found = run(["docker", kind_of, "inspect", name], check=False, timeout=60)
+    if found.returncode == 0:
+        return True
+    if ABSENT.search(found.stderr):
+        return False
+    raise CommandFailed(["docker", kind_of, "inspect", name], found.returncode, found.stdout, found.stderr)
+
+
+def query(*argv: str) -> str:
+    """stdout of a `docker`/`kind` listing; CommandFailed when it fails (a listing that could not be
+    read must fail the audit, not read as "nothing left")."""
+    return run(list(argv), timeout=180).stdout
 
 
 def _docker(*argv: str) -> str:
-    """stdout of a `docker`/`kind` command (empty if it fails: the audit then finds nothing there)."""
+    """A best-effort removal for `purge` (what is already gone fails, and that is fine)."""
     return run(list(argv), check=False, timeout=180).stdout

@@ -32,6 +32,7 @@ import pytest
 
 from harness.config import Settings, config_path, environment
 from harness.core.ownership import RUN_LABEL
+from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.lifecycle import in_ci
 from harness.stage import get_stage
@@ -153,13 +154,15 @@ def _names(proc: Path, run_id: str) -> bool:
 
 
 def docker_objects(run_id: str) -> list[str]:
-    """Containers, networks and volumes labelled with the run, and its compose project."""
+    """Containers, networks and volumes labelled with the run, and its compose project. Without a
+    `docker` command nothing of Docker can exist; a `docker` that fails fails the audit (a listing
+    that could not be read is not "0 leftovers")."""
     if shutil.which("docker") is None:
         return []
     label = ["--filter", f"label={RUN_LABEL}={run_id}"]
     found = [f"{kind} {name}" for kind, listing, field in DOCKER_LISTINGS
-             for name in _docker([*listing, *label, "--format", field]).split()]
-    projects = json.loads(_docker(["compose", "ls", "--all", "--format", "json"]) or "[]")
+             for name in docker_query([*listing, *label, "--format", field]).split()]
+    projects = json.loads(docker_query(["compose", "ls", "--all", "--format", "json"]) or "[]")
     return found + [f"compose project {p['Name']}" for p in projects if p.get("Name") == f"stageproof-{run_id}"]
 
 
@@ -183,8 +186,14 @@ def purge(run_id: str, groups: Sequence[int] = ()) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def docker_query(args: list[str]) -> str:
+    """stdout of a `docker` listing; CommandFailed (with docker's stderr) when it fails."""
+    return run(["docker", *args], timeout=120).stdout
+
+
 def _docker(args: list[str]) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120, check=False).stdout  # noqa: S603
+    """A best-effort `docker` removal for `purge` (what is already gone fails, and that is fine)."""
+    return run(["docker", *args], timeout=120, check=False).stdout
 
 
 def log_tail(log: Path, chars: int = 3000) -> str:
@@ -309,7 +318,7 @@ def _begun(stage: str, run_id: str, proc: subprocess.Popen[bytes], log: Path, wa
             raise NotYet(f"run {run_id} has not reached {watch.moment} yet")
         return
     label = ["--filter", f"label={RUN_LABEL}={run_id}"]
-    created = _docker(["ps", "--all", "--quiet", *label]).split() if stage in CONTAINER_STAGES else folders(run_id)
+    created = docker_query(["ps", "--all", "--quiet", *label]).split() if stage in CONTAINER_STAGES else folders(run_id)
     if not created and f"{stage}: up in" not in log.read_text(errors="replace"):
         raise NotYet(f"nothing of run {run_id} yet")
 
