@@ -42,7 +42,8 @@ DOCUMENT = {
 
 class ItemsApp:
     """Serves DOCUMENT; `broken` makes GET /items answer what the document forbids, `lenient` makes
-    POST /items take any body (what the document forbids too), `picky` refuses every body (valid ones included, which it allows)."""
+    POST /items take any body (what the document forbids too), `picky` refuses every body (valid
+    ones included, which it allows)."""
 
     def __init__(self) -> None:
         self.broken = False
