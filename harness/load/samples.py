@@ -83,7 +83,12 @@ class LoadResult:
 
     def summary(self) -> str:
         reasons = ", ".join(f"{count}x {reason}" for reason, count in sorted(self.reasons.items())) or "none"
-        recovery = "never" if self.recovery_seconds is None else f"{self.recovery_seconds:.1f}s"
+        if self.failed == 0:
+            recovery = "none (no request failed)"
+        elif self.recovery_seconds is None:
+            recovery = f"from {self.first_failure_at or 0:.1f}s, never closed: no success after the last failure"
+        else:
+            recovery = f"{self.recovery_seconds:.1f}s, from {self.first_failure_at or 0:.1f}s"
         bounds = (f"; timeout {self.timeout:g}s (connect {self.connect_timeout:g}s), {self.peak_in_flight} in flight "
                   f"at most (cap {self.max_in_flight})" if self.max_in_flight else "")
         return (f"{self.sent} requests in {self.duration:.1f}s at {self.rate:g}/s, {self.failed} failed "

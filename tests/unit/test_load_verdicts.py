@@ -147,3 +147,14 @@ def test_a_stalled_client_makes_a_zero_failure_run_inconclusive_but_is_a_failure
     assert [p for p in verdict.problems if "stalled" in p and "inconclusive" in p] and verdict.figures["stalled"] == 100
     assert not any("requests failed" in p for p in verdict.problems)
     assert node_failure(stalled, lost_at=10.0, back_at=20.0).passed
+
+
+def test_the_summary_never_says_a_failure_window_of_never_for_failures() -> None:
+    """A first hour's friction: "80 failed ... failure window never" read as "no failure window"."""
+    from harness.load.samples import LoadResult
+
+    assert "failure window none (no request failed)" in LoadResult("u", 50, 10, 500, 0).summary()
+    unclosed = LoadResult("u", 50, 10, 500, 80, first_failure_at=3.2, recovery_seconds=None).summary()
+    assert "failure window from 3.2s, never closed" in unclosed and "window never;" not in unclosed
+    assert "failure window 4.5s, from 3.2s" in LoadResult("u", 50, 10, 500, 80, first_failure_at=3.2,
+                                                           recovery_seconds=4.5).summary()
