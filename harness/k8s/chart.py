@@ -22,7 +22,7 @@ from harness.config import K8sSettings, Settings
 from harness.core.cache import cache_dir
 from harness.core.run import run
 from harness.errors import ConfigError
-from harness.k8s import manifests
+from harness.k8s import manifests, patches
 from harness.k8s.helm import Helm, HelmTestResult, Revision
 from harness.k8s.helm_chart import documents, missing_dependencies, missing_kinds, served_kinds
 from harness.k8s.manifests import Kubectl, Rendered
@@ -78,7 +78,7 @@ class ChartRelease:
 
     def hook_images(self, app_name: str | None) -> set[str]:
         """The image refs the hooks give the app (by its name in the team's files)."""
-        refs = {container.get("image", "") for doc in self.hooks for _, _, container in manifests.containers_of(doc)}
+        refs = {container.get("image", "") for doc in self.hooks for _, _, container in patches.containers_of(doc)}
         return {ref for ref in refs if ref and app_name and manifests.image_name(ref) == app_name}
 
     def install(self, theirs: Rendered, *, app_image: str | None, release: str, run_id: str,

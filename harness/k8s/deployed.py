@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.config import K8sSettings, Settings
 from harness.errors import StageproofError
-from harness.k8s import diagnostics, manifests, pods, status
+from harness.k8s import diagnostics, manifests, patches, pods, status
 from harness.k8s.api import Api
 from harness.k8s.chart import ChartRelease
 from harness.k8s.manifests import Kubectl, Rendered
@@ -153,7 +153,7 @@ def replica_of(pod: Any) -> Replica:
     requests = (container.resources.requests if container.resources else None) or {}
     return Replica(name=pod.metadata.name, uid=pod.metadata.uid, node=pod.spec.node_name or "",
                    ready=status.is_ready(pod), restarts=status.restarts(pod), image=container.image,
-                   release=(pod.metadata.annotations or {}).get(manifests.RELEASE_ANNOTATION, ""),
+                   release=(pod.metadata.annotations or {}).get(patches.RELEASE_ANNOTATION, ""),
                    cpu_request=requests.get("cpu"))
 
 

@@ -8,6 +8,7 @@ Namespace object (the stage creates its own), the web Service as a NodePort, and
 the web Deployment's pod template (an annotation and the app's run variables, e.g. RELEASE_ID),
 so a new release is the same apply with another release id and rolls the Deployment; a
 disruption budget and short node-loss tolerations for the web pods (harness/k8s/disruption.py).
+The patches and the objects the overlay adds are computed in harness/k8s/patches.py.
 With `[stages.k8s] env = "app"` the web container gets every `[app.env]` variable, `${db.host}` being
 the database's Service in the run's namespace (`database_endpoint`): for manifests that hard-code
 another cluster's address (`MYSQL_HOST: 10.98.19.211`).
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,21 +30,24 @@ from harness.config import K8sSettings, Settings
 from harness.core.ownership import RUN_LABEL
 from harness.core.run import run
 from harness.errors import ConfigError
-from harness.k8s import disruption
-from harness.k8s.web_env import web_env
+from harness.k8s.patches import (
+    budget,
+    containers_of,
+    deletions,
+    ingress,
+    needs_budget,
+    node_port_patch,
+    pull_policy_patches,
+    release_patch,
+    web_disruption_patches,
+)
+from harness.k8s.web_env import name_of
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZE = ("kustomize", "--load-restrictor", "LoadRestrictionsNone")
-RELEASE_ANNOTATION = "io.stageproof/release"
 THEIRS = "theirs.yaml"
 INGRESS = "ingress.yaml"
 BUDGET = "budget.yaml"
-#: the Ingress the run adds (on a cluster with stageproof's ingress controller)
-INGRESS_NAME = "stageproof"
-#: where each workload kind keeps its pod spec (JSON pointer)
-POD_SPECS = {"Deployment": "/spec/template/spec", "StatefulSet": "/spec/template/spec",
-             "DaemonSet": "/spec/template/spec", "ReplicaSet": "/spec/template/spec", "Job": "/spec/template/spec",
-             "CronJob": "/spec/jobTemplate/spec/template/spec", "Pod": "/spec"}
 Doc = dict[str, Any]
 
 
@@ -82,20 +85,20 @@ class Rendered:
     docs: tuple[Doc, ...]
 
     def find(self, kind: str, name: str) -> Doc | None:
-        return next((doc for doc in self.docs if doc.get("kind") == kind and _name(doc) == name), None)
+        return next((doc for doc in self.docs if doc.get("kind") == kind and name_of(doc) == name), None)
 
     def named(self, name: str, kinds: tuple[str, ...], *, key: str) -> Doc:
         """The one object called `name` of one of `kinds`; a ConfigError naming `key` otherwise."""
-        found = [doc for doc in self.docs if doc.get("kind") in kinds and _name(doc) == name]
+        found = [doc for doc in self.docs if doc.get("kind") in kinds and name_of(doc) == name]
         if not found:
-            present = sorted(f"{doc['kind']}/{_name(doc)}" for doc in self.docs if doc.get("kind") in kinds)
+            present = sorted(f"{doc['kind']}/{name_of(doc)}" for doc in self.docs if doc.get("kind") in kinds)
             raise ConfigError(f"{key}: no {' or '.join(kinds)} named {name!r} in {self.source} "
                               f"(found: {', '.join(present) or 'none'})")
         return found[0]
 
     def images(self) -> set[str]:
         """Every image a container of these manifests runs."""
-        return {container["image"] for doc in self.docs for _, _, container in _containers(doc)
+        return {container["image"] for doc in self.docs for _, _, container in containers_of(doc)
                 if container.get("image")}
 
 
@@ -184,7 +187,7 @@ def write_overlay(workdir: Path, settings: Settings, theirs: Rendered, *, app_im
     if ingress_class:
         _write(workdir / INGRESS, ingress(theirs, _spec(settings), ingress_class))
     if BUDGET in data["resources"]:
-        _write(workdir / BUDGET, disruption.budget(_web(theirs, _spec(settings))))
+        _write(workdir / BUDGET, budget(theirs, _spec(settings)))
     _write(workdir / "kustomization.yaml", data)
 
 
@@ -215,122 +218,6 @@ def apply(kubectl: Kubectl, settings: Settings, theirs: Rendered, *, app_image: 
 def database_kind(theirs: Rendered, spec: K8sSettings) -> str:
     """Whether the database (`stages.k8s.database`) is a Deployment or a StatefulSet."""
     return str(theirs.named(spec.database, ("StatefulSet", "Deployment"), key="stages.k8s.database")["kind"])
-
-
-# -- the patches -------------------------------------------------------------------------------
-def pull_policy_patches(theirs: Rendered) -> list[Doc]:
-    """`imagePullPolicy: IfNotPresent` on every container and init container (JSON 6902 by index)."""
-    patches = []
-    for doc in theirs.docs:
-        ops = [{"op": "add", "path": f"{pointer}/imagePullPolicy", "value": "IfNotPresent"}
-               for pointer, _, _ in _containers(doc)]
-        if ops:
-            patches.append({"target": _target(doc), "patch": yaml.safe_dump(ops)})
-    return patches
-
-
-def deletions(theirs: Rendered, *, jobs: bool = False) -> list[Doc]:
-    """Their Namespace objects go: the stage creates (and labels) the namespace itself. With
-    `jobs`, their Jobs too: a later release must not re-apply a Job (its template is immutable,
-    and its run is over), and `kubectl apply` leaves the live one alone."""
-    kinds = ("Namespace", "Job") if jobs else ("Namespace",)
-    return [{"target": _target(doc), "patch": yaml.safe_dump({"$patch": "delete", "apiVersion": doc["apiVersion"],
-                                                               "kind": doc["kind"], "metadata": {"name": _name(doc)}})}
-            for doc in theirs.docs if doc.get("kind") in kinds]
-
-
-def node_port_patch(theirs: Rendered, spec: K8sSettings) -> Doc:
-    """The web Service becomes a NodePort on `node_port` (kind publishes it on 127.0.0.1)."""
-    service = theirs.named(spec.web_service, ("Service",), key="stages.k8s.service")
-    if service.get("spec", {}).get("clusterIP") == "None":
-        raise ConfigError(f"stages.k8s.service: Service {spec.web_service!r} is headless (clusterIP: None): "
-                          "name the Service that load-balances over the web pods")
-    if not service.get("spec", {}).get("ports"):
-        raise ConfigError(f"stages.k8s.service: Service {spec.web_service!r} has no ports")
-    for other in theirs.docs:
-        if other is not service and other.get("kind") == "Service" and any(
-                port.get("nodePort") == spec.node_port for port in other.get("spec", {}).get("ports") or []):
-            raise ConfigError(f"stages.k8s.node_port: {spec.node_port} is already the nodePort of Service "
-                              f"{_name(other)!r}: choose another")
-    ops = [{"op": "add", "path": "/spec/type", "value": "NodePort"},
-           {"op": "add", "path": "/spec/ports/0/nodePort", "value": spec.node_port}]
-    return {"target": _target(service), "patch": yaml.safe_dump(ops)}
-
-
-def ingress(theirs: Rendered, spec: K8sSettings, ingress_class: str) -> Doc:
-    """An Ingress of `ingress_class` sending every path (`/`, Prefix) to the web Service's first port."""
-    service = theirs.named(spec.web_service, ("Service",), key="stages.k8s.service")
-    first = (service.get("spec", {}).get("ports") or [{}])[0]
-    port = {"name": first["name"]} if first.get("name") else {"number": first.get("port")}
-    backend = {"service": {"name": spec.web_service, "port": port}}
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": INGRESS_NAME},
-            "spec": {"ingressClassName": ingress_class,
-                     "rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
-
-
-def release_patch(theirs: Rendered, settings: Settings, release: str) -> Doc:
-    """The release on the web pod template: an annotation, and `web_env` (the app's run variables,
-    e.g. RELEASE_ID, API_TOKEN, or with `env = "app"` all of `[app.env]`) on its first container, by name."""
-    spec = _spec(settings)
-    web = theirs.named(spec.deployment, ("Deployment",), key="stages.k8s.deployment")
-    pod_spec: Doc = {}
-    env = web_env(theirs, settings, release)
-    containers = web["spec"]["template"]["spec"].get("containers") or []
-    if env and containers:
-        first = containers[0]
-        declared = {entry["name"]: entry for entry in first.get("env") or []}
-        entries = [{"name": name, "value": value, **({"valueFrom": None} if "valueFrom" in declared.get(name, {})
-                                                     else {})} for name, value in env.items()]
-        pod_spec = {"containers": [{"name": first["name"], "env": entries}]}
-    patch = {"apiVersion": web["apiVersion"], "kind": "Deployment", "metadata": {"name": spec.deployment},
-             "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: release}},
-                                   **({"spec": pod_spec} if pod_spec else {})}}}
-    return {"target": _target(web), "patch": yaml.safe_dump(patch, sort_keys=False)}
-
-
-def needs_budget(theirs: Rendered, spec: K8sSettings) -> bool:
-    return not disruption.has_budget(theirs.docs, _web(theirs, spec))
-
-
-def web_disruption_patches(theirs: Rendered, spec: K8sSettings, broken_deadline: int | None) -> list[Doc]:
-    """Node-loss tolerations on the web pods, and (`broken_deadline`) the broken release."""
-    web = _web(theirs, spec)
-    ops = disruption.eviction_ops(web, spec.eviction_seconds)
-    if broken_deadline is not None:
-        ops += disruption.broken_ops(broken_deadline)
-    return [{"target": _target(web), "patch": yaml.safe_dump(ops)}] if ops else []
-
-
-# -- pieces ------------------------------------------------------------------------------------
-def _web(theirs: Rendered, spec: K8sSettings) -> Doc:
-    return theirs.named(spec.deployment, ("Deployment",), key="stages.k8s.deployment")
-
-
-def containers_of(doc: Doc) -> Iterator[tuple[str, str, Doc]]:
-    """(JSON pointer, list name, container) of every container and init container of a workload."""
-    return _containers(doc)
-
-
-def _containers(doc: Doc) -> Iterator[tuple[str, str, Doc]]:
-    """(JSON pointer, list name, container) of every container and init container of a workload."""
-    pointer = POD_SPECS.get(str(doc.get("kind")))
-    if pointer is None:
-        return
-    pod_spec: Any = doc
-    for part in pointer.strip("/").split("/"):
-        pod_spec = (pod_spec or {}).get(part)
-    for field in ("initContainers", "containers"):
-        for index, container in enumerate((pod_spec or {}).get(field) or []):
-            yield f"{pointer}/{field}/{index}", field, container
-
-
-def _target(doc: Doc) -> Doc:
-    group, _, version = str(doc["apiVersion"]).rpartition("/")
-    return {"group": group, "version": version, "kind": doc["kind"], "name": _name(doc)}
-
-
-def _name(doc: Doc) -> str:
-    return str((doc.get("metadata") or {}).get("name", ""))
 
 
 def _kustomization(**fields: Any) -> Doc:

@@ -10,7 +10,7 @@ import yaml
 from harness.images.kind_node import _normalized
 from harness.images.kind_node_go import k8s_ldflags
 from harness.images.kind_node_recipe import RECIPE_DIR, load_versions
-from harness.k8s.kind import render_config
+from harness.k8s.kind_config import render_config
 
 
 def test_versions_agree_with_go_modules() -> None:

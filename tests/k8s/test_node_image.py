@@ -25,7 +25,8 @@ from harness.core.wait import NotYet, wait_for_http, wait_until
 from harness.errors import StageUnavailable
 from harness.images.kind_node import ensure_kind_node_image
 from harness.images.kind_node_recipe import load_versions
-from harness.k8s.kind import KindCluster, RenderedConfig, render_config
+from harness.k8s.kind import KindCluster
+from harness.k8s.kind_config import RenderedConfig, render_config
 from harness.lifecycle import in_ci
 
 pytestmark = pytest.mark.slow

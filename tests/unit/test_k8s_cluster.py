@@ -11,7 +11,7 @@ import yaml
 
 from harness.config import K8sSettings, load_settings
 from harness.errors import ConfigError
-from harness.k8s.kind import render_config
+from harness.k8s.kind_config import render_config
 from harness.k8s.providers import ProviderInfo, provider_class
 from harness.k8s.providers.external import ExternalProvider
 from harness.k8s.providers.kind import KindProvider
@@ -110,7 +110,7 @@ def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_registry_mirror_reaches_every_node(tmp_path: Path) -> None:
-    from harness.k8s.kind import CERTS_DIR, RegistryMirror
+    from harness.k8s.kind_config import CERTS_DIR, RegistryMirror
 
     mirror = RegistryMirror("http://172.18.0.1:5000", mirror_for=("docker.io",), credentials=("team", "pw"))
     rendered = render_config("mirrored", nodes=3, mirror=mirror)

@@ -18,19 +18,17 @@ from harness.config import Settings, load_settings
 from harness.core.cache import cache_dir
 from harness.errors import ConfigError
 from harness.k8s.manifests import (
-    INGRESS_NAME,
-    RELEASE_ANNOTATION,
     RUN_LABEL,
     Kubectl,
     Rendered,
     database_kind,
     image_name,
-    ingress,
     overlay,
     render_run,
     render_theirs,
     split_image,
 )
+from harness.k8s.patches import INGRESS_NAME, RELEASE_ANNOTATION, ingress
 from harness.lifecycle import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]

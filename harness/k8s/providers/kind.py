@@ -21,7 +21,7 @@ from harness.core.ownership import OwnerLock
 from harness.core.run import run
 from harness.core.shield import say, shielded
 from harness.errors import StageUnavailable
-from harness.k8s import kind
+from harness.k8s import kind, kind_config
 from harness.k8s.manifests import Kubectl
 from harness.k8s.providers import ClusterAccess, ClusterProvider, ProviderInfo, push_to_registry, registry_mode
 from harness.services.registry import NETWORK_LABEL
@@ -54,7 +54,7 @@ class KindProvider(ClusterProvider):
         self._fit = self._fit_of(node_image)
         try:
             if not self._reusable(self._cluster, self._fit):
-                self._cluster.config = kind.render_config(
+                self._cluster.config = kind_config.render_config(
                     self.spec.cluster, source=self.spec.kind_config, nodes=self.spec.nodes,
                     node_ports=[self.spec.node_port, self.spec.ingress_node_port], mirror=self._mirror()).path
                 self.timings["cluster create"] = self._cluster.create()
@@ -150,15 +150,16 @@ class KindProvider(ClusterProvider):
         self.timings["kind node image (build or cache)"] = time.monotonic() - started
         return image
 
-    def _mirror(self) -> kind.RegistryMirror | None:
+    def _mirror(self) -> kind_config.RegistryMirror | None:
         """What the nodes pull through `[images] registry` (registry mode only)."""
         images = self.settings.images
         if images is None or images.registry is None or registry_mode(self.settings) is None:
             return None
         host = images.registry.split("/")[0]
-        return kind.RegistryMirror(images.registry_endpoint or f"https://{host}",
-                                   own=images.registry_endpoint is not None, mirror_for=tuple(images.mirror_for),
-                                   credentials=self.settings.registry_credentials)
+        return kind_config.RegistryMirror(images.registry_endpoint or f"https://{host}",
+                                          own=images.registry_endpoint is not None,
+                                          mirror_for=tuple(images.mirror_for),
+                                          credentials=self.settings.registry_credentials)
 
     def _fit_of(self, node_image: str) -> str:
         """What a reused cluster must have been made from: the node image (by id) and the kind config."""
