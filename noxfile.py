@@ -119,7 +119,9 @@ def wheel(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """The harness and the app themselves: no processes, no containers."""
+    """The harness and the app themselves: no processes, no containers (import-linter: the layers'
+    own test proves an upward import breaks them)."""
+    session.install("import-linter")
     _pytest(session, "tests/unit")
 
 
