@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LINT = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
 
 # in CI a missing import-linter fails the test (nox -s unit installs it), never skips it
-pytestmark = pytest.mark.skipif(not Path(LINT).exists() and not environment().ci, reason="import-linter is not installed")
+pytestmark = pytest.mark.skipif(not Path(LINT).exists() and not environment().ci,
+                                reason="import-linter is not installed")
 
 
 def lint(root: Path) -> tuple[int, str]:
