@@ -24,6 +24,7 @@ from harness.core.run import run
 from harness.core.wait import NotYet, wait_for_http, wait_until
 from harness.errors import StageUnavailable
 from harness.images.kind_node import ensure_kind_node_image
+from harness.images.kind_node_images import ensure_toolbox
 from harness.images.kind_node_recipe import load_versions
 from harness.k8s.kind import KindCluster
 from harness.k8s.kind_config import RenderedConfig, render_config
@@ -221,7 +222,9 @@ def test_nodeport_published_on_loopback_reaches_pod(cluster: Cluster, web: str) 
 def test_kind_load_docker_image_makes_a_local_image_runnable(cluster: Cluster) -> None:
     """What the k8s stage does with the app's images: `kind load docker-image`, then run it."""
     ref = f"stageproof/kind-load-check:{uuid.uuid4().hex[:8]}"
-    run(["docker", "tag", cluster.image, ref])
+    # the toolbox is in the node image; on the host it may be gone (CI empties stageproof's images
+    # when a recipe changed, and a current node image is not rebuilt): build it, or find it cached
+    run(["docker", "tag", ensure_toolbox(load_versions()), ref])
     try:
         cluster.kind.load_images([ref])
     finally:
