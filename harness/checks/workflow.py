@@ -205,6 +205,32 @@ def test_draining_a_worker_loses_no_request_and_its_pods_move(workload: Workload
     report(f"drain {node}: its {len(moving)} app pod(s) {moving} were rescheduled; now {after}")
 
 
+# -- crashes (before node failure: a worker brought back can leave its pods slow for a while) ------
+@requires(Workload, AppCrash)
+def test_a_crashed_app_container_is_restarted_and_the_other_replicas_serve(workload: Workload, app_crash: AppCrash,
+                                                                           deployment: Deployment,
+                                                                           stageproof_settings: Settings,
+                                                                           report: Reporter) -> None:
+    """SIGKILL of one pod's app process through the node's container runtime (no preStop, no SIGTERM):
+    the kubelet restarts the container; with more than one replica the others serve meanwhile, so
+    failures are allowed only while the killed one is away (plus one request timeout), and at least
+    the share of requests the other replicas carry is served."""
+    replicas = len(workload.replicas())
+    before = {replica.name: replica.restarts for replica in workload.replicas()}
+    victim: list[str] = []
+    with restoring("the web replicas", workload.settled, only_on_failure=True):
+        result = under_load(stageproof_settings, deployment, "app container SIGKILL",
+                            lambda: victim.append(app_crash.crash()), app_crash.recover)
+    share = (replicas - 1) / replicas * 0.5 if replicas > 1 else 0.0
+    verdict = result.node_failure(min_served_share=share)
+    restarted = {replica.name: replica.restarts for replica in workload.replicas()}
+    report(f"{verdict.summary()}; {victim[0]} restarts {before.get(victim[0])} -> {restarted.get(victim[0])}",
+           {**result.figures(), "verdict": verdict.as_dict()})
+    assert restarted.get(victim[0], 0) > before.get(victim[0], 0), (
+        f"{victim[0]} was not restarted in place after its SIGKILL: {restarted}")
+    assert verdict.passed, "app container SIGKILL: " + "; ".join(verdict.problems)
+
+
 # -- 5. node failure ---------------------------------------------------------------------------
 #: how a worker is taken away: an orderly shutdown (`docker stop`: systemd stops the kubelet and the
 #: pods), or a power cut (`docker kill`: nothing on the node says goodbye)
@@ -247,29 +273,3 @@ def test_node_failure_the_app_keeps_serving_and_its_pods_are_rescheduled(how: st
     assert result.covered, "the load ended before the lost pods were rescheduled"
     assert node not in after.values() and len(after) >= replicas, f"web pods after losing {node}: {after}"
     assert verdict.passed, f"node {node} {how}: " + "; ".join(verdict.problems)
-
-
-# -- crashes -------------------------------------------------------------------------------------
-@requires(Workload, AppCrash)
-def test_a_crashed_app_container_is_restarted_and_the_other_replicas_serve(workload: Workload, app_crash: AppCrash,
-                                                                           deployment: Deployment,
-                                                                           stageproof_settings: Settings,
-                                                                           report: Reporter) -> None:
-    """SIGKILL of one pod's app process through the node's container runtime (no preStop, no SIGTERM):
-    the kubelet restarts the container; with more than one replica the others serve meanwhile, so
-    failures are allowed only while the killed one is away (plus one request timeout), and at least
-    the share of requests the other replicas carry is served."""
-    replicas = len(workload.replicas())
-    before = {replica.name: replica.restarts for replica in workload.replicas()}
-    victim: list[str] = []
-    with restoring("the web replicas", workload.settled, only_on_failure=True):
-        result = under_load(stageproof_settings, deployment, "app container SIGKILL",
-                            lambda: victim.append(app_crash.crash()), app_crash.recover)
-    share = (replicas - 1) / replicas * 0.5 if replicas > 1 else 0.0
-    verdict = result.node_failure(min_served_share=share)
-    restarted = {replica.name: replica.restarts for replica in workload.replicas()}
-    report(f"{verdict.summary()}; {victim[0]} restarts {before.get(victim[0])} -> {restarted.get(victim[0])}",
-           {**result.figures(), "verdict": verdict.as_dict()})
-    assert restarted.get(victim[0], 0) > before.get(victim[0], 0), (
-        f"{victim[0]} was not restarted in place after its SIGKILL: {restarted}")
-    assert verdict.passed, "app container SIGKILL: " + "; ".join(verdict.problems)
