@@ -182,7 +182,8 @@ def external(session: nox.Session) -> None:
         session.run("python", "-m", "tests.support.snapshot", "save", before, env=env)
         # the contract and the k8s checks on a cluster it did not make; the workflow's node chaos is
         # withheld there and the rest of it runs on stageproof's own cluster (the CI budget is real)
-        session.run("pytest", "tests/k8s/test_k8s_shared_checks.py", "tests/k8s/test_k8s_checks.py",
+        session.run("pytest", "tests/k8s/test_k8s_contract.py", "tests/k8s/test_k8s_shared_checks.py",
+                    "tests/k8s/test_k8s_checks.py",
                     f"--stageproof-report=reports/{session.name}.json", *session.posargs, env=env,
                     interrupt_timeout=None)
         session.run("stageproof", "down", "--all", env=env)
