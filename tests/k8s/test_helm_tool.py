@@ -25,6 +25,8 @@ from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.images.docker import image_id
 from harness.images.kind_node import ensure_kind_node_image
+from harness.images.kind_node_images import ensure_toolbox
+from harness.images.kind_node_recipe import load_versions
 from harness.images.tools import ensure_helm
 from harness.k8s.helm import Helm, HelmFailed
 from harness.k8s.helm_chart import documents, missing_kinds, served_kinds
@@ -160,7 +162,9 @@ def live(helm_binary: Path, kubectl: str, tmp_path_factory: pytest.TempPathFacto
     try:
         with step("tiny image build + tag"):
             (tmp / "image").mkdir()
-            (tmp / "image" / "Dockerfile").write_text("FROM stageproof/kind-toolbox:v1\nRUN echo tiny > /tiny\n")
+            # the toolbox is in the node image, not always on the host (CI empties stageproof's images)
+            toolbox = ensure_toolbox(load_versions())
+            (tmp / "image" / "Dockerfile").write_text(f"FROM {toolbox}\nRUN echo tiny > /tiny\n")
             run(["docker", "build", "-q", "-t", f"{APP}:1", str(tmp / "image")], timeout=300)
             run(["docker", "tag", f"{APP}:1", f"{APP}:2"])
         with step("kind create cluster (1 node, --wait 5m)"):
