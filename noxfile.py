@@ -257,13 +257,22 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def diff(session: nox.Session) -> None:
-    """The cross-stage diff as a gate over the whole run's reports: every recording the expected
-    matrices (expected/*.toml) call for is present, of this release and run, and answers like its
-    config's first stage; then every session's report held to its matrix, and one migration page."""
+    """Every stage's recorded answers against its config's first stage (local-sqlite for the
+    reference app, local-mysql or local-postgres for the examples): the cross-stage diff across the
+    run's sessions; then one migration page over every report. (`stageproof diff-gate` also checks
+    that each recording an expected matrix calls for is present and fresh: it joins CI once every
+    config's matrix has rows for every session.)"""
     _install(session)
-    reports = sorted(str(path) for path in Path("reports").glob("*.json") if ".recording." not in path.name)
-    if not reports:
-        session.error("no reports/*.json: run the stage sessions first (nox, or a CI matrix's jobs)")
-    session.run("stageproof", "diff-gate", "--reports", "reports")
-    session.run("stageproof", "expected", "check", *reports)
-    session.run("stageproof", "report", "migration", *reports, "-o", "reports/migration.html")
+    reports = Path("reports")
+    pairs = [("local.recording.local-sqlite.json", "*.recording.*.json", ("guestbook-", "notes-", "two-tier-")),
+             ("guestbook-local-mysql.recording.local-mysql.json", "guestbook-*.recording.*.json", ()),
+             ("notes-local-postgres.recording.local-postgres.json", "notes-*.recording.*.json", ()),
+             ("two-tier-local-mysql.recording.local-mysql.json", "two-tier-*.recording.*.json", ())]
+    for reference, pattern, skip in pairs:
+        if not (reports / reference).exists():
+            session.error(f"no {reports / reference}: run the local (and examples) sessions first")
+        for other in sorted(reports.glob(pattern)):
+            if other.name != reference and not other.name.startswith(skip):
+                session.run("stageproof", "diff", str(reports / reference), str(other))
+    pages = sorted(str(path) for path in reports.glob("*.json") if ".recording." not in path.name)
+    session.run("stageproof", "report", "migration", *pages, "-o", "reports/migration.html")

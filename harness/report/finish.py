@@ -3,8 +3,9 @@ failed or skipped check's message, and the verdict against the expected matrix.
 
 Called from the plugin's `pytest_sessionfinish`, before the summary and the JSON report are written.
 The matrix is `--stageproof-expected PATH`, or, in CI (`CI=true`) for a run that writes a report,
-the config's committed `expected/<app>.toml` when it exists. Any difference fails the run; a run
-whose only failures are the matrix's accepted failures (each still failing as stated) passes.
+the config's committed `expected/<app>.toml` when it exists and has rows for the session (one it has
+none for is reported as not held). Any difference fails the run; a run whose only failures are the
+matrix's accepted failures (each still failing as stated) passes.
 """
 
 from __future__ import annotations
@@ -44,12 +45,19 @@ def finish_session(session: pytest.Session, ledger: Ledger, *, run_id: str, rele
     if path is None:
         return None
     try:
-        verdict = compare(ledger, load_matrix(path), ledger.run.session)
+        matrix = load_matrix(path)
     except ExpectedMatrixError as err:
         ledger.expected = {"source": str(path), "error": str(err)}
         _say_error(config, str(err))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         return None
+    if not chosen and ledger.run.session not in matrix.runs:
+        # found by CI, not named: a session the committed matrix has no rows for yet is reported, not
+        # held (`stageproof expected write` adds its rows); a named matrix holds every session
+        _say_unheld(config, f"{_shown(path)} has no rows for run {ledger.run.session!r}: this run is not held "
+                            f"to an expected matrix (stageproof expected write reports/{ledger.run.session}.json)")
+        return None
+    verdict = compare(ledger, matrix, ledger.run.session)
     ledger.expected = verdict.payload()
     _say(config, verdict)
     if not verdict.ok:
@@ -105,6 +113,14 @@ def _say(config: pytest.Config, verdict: Verdict) -> None:
     reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
     reporter.write_sep("=", title, red=not verdict.ok, green=verdict.ok)
     for line in verdict.lines():
+        reporter.write_line(line)
+
+
+def _say_unheld(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
+        reporter.write_sep("=", "stageproof expected matrix: NOT HELD", yellow=True)
         reporter.write_line(line)
 
 
