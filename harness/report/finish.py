@@ -106,30 +106,27 @@ def _only_accepted(ledger: Ledger, verdict: Verdict) -> bool:
 
 
 def _say(config: pytest.Config, verdict: Verdict) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return
-    title = "stageproof expected matrix: " + ("as expected" if verdict.ok else "DIFFERENT: the run FAILS")
-    reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
-    reporter.write_sep("=", title, red=not verdict.ok, green=verdict.ok)
-    for line in verdict.lines():
-        reporter.write_line(line)
+    title = "as expected" if verdict.ok else "DIFFERENT: the run FAILS"
+    _section(config, title, verdict.lines(), red=not verdict.ok, green=verdict.ok)
 
 
 def _say_unheld(config: pytest.Config, line: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
-        reporter.write_sep("=", "stageproof expected matrix: NOT HELD", yellow=True)
-        reporter.write_line(line)
+    _section(config, "NOT HELD", [line], yellow=True)
 
 
 def _say_error(config: pytest.Config, error: str) -> None:
+    _section(config, "UNREADABLE, the run FAILS", [error], red=True)
+
+
+def _section(config: pytest.Config, title: str, lines: list[str], **colour: bool) -> None:
+    """A "stageproof expected matrix: <title>" section of the terminal summary, then its lines."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
-        reporter.write_sep("=", "stageproof expected matrix: UNREADABLE, the run FAILS", red=True)
-        reporter.write_line(error)
+    if reporter is None:
+        return
+    reporter.write_line("")  # the progress line is still open: pytest ends it only after this hook
+    reporter.write_sep("=", f"stageproof expected matrix: {title}", **colour)
+    for line in lines:
+        reporter.write_line(line)
 
 
 def _shown(path: Path) -> str:
