@@ -8,6 +8,7 @@ test that needed the stage; every later test of that stage fails with the one li
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -122,7 +123,15 @@ def deployment(stage: Stage | None, pytestconfig: pytest.Config, stageproof_sett
         failed_bringup(pytestconfig, stage_of(request.node))
         pytest.fail("no stage selected: pass --stage NAME or --base-url URL, or run a tests/<stage> folder",
                     pytrace=False)
-    return stage_runner.deployment(stage.name)
+    return served_now(stage_runner.deployment(stage.name), stage_runner.capabilities(stage.name).workload)
+
+
+def served_now(deployment: Deployment, workload: Workload | None) -> Deployment:
+    """The deployment with the release its workload serves now: checks move releases (a rolling
+    update, a rollback, a hotfix), and a later check's `${release}` is the one served, not the first."""
+    if workload is None or workload.release == deployment.release:
+        return deployment
+    return dataclasses.replace(deployment, release=workload.release)
 
 
 @pytest.fixture(autouse=True)
