@@ -72,12 +72,13 @@ class LocalCommands(_Section):
     """How the app runs as a process on this machine (the local stages), in which environment:
     `venv` (made from `requirements` with uv, or venv + pip, cached by the file's hash: `{python}`
     is its interpreter), `npm` (`npm ci` of the workdir's package-lock.json, cached by its hash, in a
-    copy of the workdir), or `none` (this interpreter: the app's libraries are installed beside
-    stageproof's)."""
+    copy of the workdir), `go` (`go build` of the workdir's main package, cached by go.mod, go.sum
+    and its .go files: `{binary}` is the program), or `none` (this interpreter: the app's libraries
+    are installed beside stageproof's)."""
 
     workdir: Path = Field(Path(), validate_default=True)
     serve: list[str] = Field(min_length=1)
-    environment: Literal["none", "venv", "npm"] = "none"
+    environment: Literal["none", "venv", "npm", "go"] = "none"
     requirements: Path | None = None
 
     _paths = field_validator("workdir", "requirements", mode="before")(_existing)
@@ -89,6 +90,9 @@ class LocalCommands(_Section):
         if self.environment == "npm" and not (self.workdir / "package-lock.json").is_file():
             raise ValueError(f"environment: \"npm\" needs {self.workdir / 'package-lock.json'} (npm ci installs "
                              "exactly what it locks)")
+        if self.environment == "go" and not (self.workdir / "go.mod").is_file():
+            raise ValueError(f"environment: \"go\" needs {self.workdir / 'go.mod'} (go build of the module's "
+                             "main package)")
         return self
 
 

@@ -5,6 +5,8 @@ interpreter. `[app.local] environment` says how its environment is made:
 - `venv`: a virtualenv from the app's requirements file (uv when it is here, else venv + pip),
 - `npm`: `npm ci` of the app's package-lock.json, in a copy of the workdir (the team's tree is
   left as it was: no node_modules written into it),
+- `go`: `go build` of the workdir's main package into the cache (modules from the Go module
+  proxy; nothing is written into the team's tree): `{binary}` in a command is the program,
 - `none`: this interpreter (the app's libraries are installed beside stageproof's).
 Each environment is cached under `$STAGEPROOF_CACHE/local-env/`, keyed by its lockfile's hash, and
 the progress lines say whether it was made or found.
@@ -39,10 +41,11 @@ class AppEnvironment:
     python: str
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
+    binary: str = ""  # `go`: the program go build made
 
     def argv(self, template: list[str]) -> list[str]:
-        """A command of the config with `{python}` filled in."""
-        return [part.replace("{python}", self.python) for part in template]
+        """A command of the config with `{python}` (and `{binary}`) filled in."""
+        return [part.replace("{python}", self.python).replace("{binary}", self.binary) for part in template]
 
 
 def prepare(commands: LocalCommands, *, run_dir: Path, timeout: float) -> AppEnvironment:
@@ -54,6 +57,9 @@ def prepare(commands: LocalCommands, *, run_dir: Path, timeout: float) -> AppEnv
                               {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{environment().path}"})
     if commands.environment == "npm":
         return AppEnvironment(sys.executable, _npm_copy(commands.workdir, run_dir, timeout=timeout))
+    if commands.environment == "go":
+        program = _go_build(commands.workdir, timeout=timeout)
+        return AppEnvironment(sys.executable, commands.workdir, binary=str(program))
     return AppEnvironment(sys.executable, commands.workdir)
 
 
@@ -117,6 +123,37 @@ def _npm_copy(workdir: Path, run_dir: Path, *, timeout: float) -> Path:
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns(*NOT_COPIED), symlinks=True)
     (copy / "node_modules").symlink_to(modules / "node_modules", target_is_directory=True)
     return copy
+
+
+def _go_build(workdir: Path, *, timeout: float) -> Path:
+    """The workdir's main package built by `go build` (CGO off, the module's versions as go.sum
+    locks them), cached by go.mod, go.sum and every .go file: an unchanged tree is not rebuilt."""
+    sources = sorted(path for path in workdir.rglob("*") if path.is_file() and (
+        path.suffix == ".go" or path.name in ("go.mod", "go.sum")) and not set(path.relative_to(workdir).parts) &
+        set(NOT_COPIED))
+    inputs: list[str | Path] = ["local-go-v1"]
+    for path in sources:
+        inputs += [path.relative_to(workdir).as_posix(), path]
+    target = cache_dir("local-env") / f"go-{recipe_hash(*inputs)}"
+    program = target / "app"
+    if (target / COMPLETE).exists():
+        say(f"[stageproof] local: the app's go build of {workdir.name} (cached {target.name})")
+        return program
+    go = shutil.which("go")
+    if go is None:
+        raise StageUnavailable("app.local.environment = \"go\": go is not on PATH (Debian: apt-get install golang, "
+                               "or the Go release in /usr/local/go/bin)")
+    started = time.monotonic()
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    run([go, "build", "-trimpath", "-o", str(partial / "app"), "."], cwd=workdir, timeout=timeout,
+        env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"})
+    (partial / COMPLETE).write_text(str(workdir) + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    say(f"[stageproof] local: go build of {workdir.name} in {time.monotonic() - started:.1f}s ({target.name})")
+    return program
 
 
 def seed_database(settings: Settings, database: DatabaseEndpoint, app: AppEnvironment, *, env: dict[str, str],

@@ -72,9 +72,14 @@ def registry_settings(registry: LocalRegistry, password: str) -> Settings:
     return with_credentials(settings, {USER_ENV: "stageproof", PASSWORD_ENV: password})
 
 
+def pod_nodes(cluster: kind.KindCluster) -> list[str]:
+    """The nodes that run pods, as `load_images` picks them: the workers when there are any."""
+    return cluster.worker_nodes() or cluster.node_containers()
+
+
 def on_every_node(cluster: kind.KindCluster, *cmd: str) -> float:
-    """Run `cmd` in every node at once; the seconds until the last one finished."""
-    nodes = cluster.node_containers()
+    """Run `cmd` in every node that runs pods at once; the seconds until the last one finished."""
+    nodes = pod_nodes(cluster)
     started = time.monotonic()
     with ThreadPoolExecutor(len(nodes)) as pool:
         list(pool.map(lambda node: run(["docker", "exec", node, *cmd], timeout=600), nodes))
@@ -82,8 +87,9 @@ def on_every_node(cluster: kind.KindCluster, *cmd: str) -> float:
 
 
 def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
-    """Each way on nodes that hold none of the images: `crictl pull` (every node at once) from the
-    registry, then `kind load docker-image`; the images are removed after each."""
+    """Each way on nodes that hold none of the images: `crictl pull` (every node that runs pods at
+    once) from the registry, then `kind load docker-image` (onto those same nodes); the images are
+    removed after each."""
     user, password = run_.settings.registry_credentials or ("", "")
     remotes = [run_.on_nodes(run_.remote(local)) for local in locals_]
     pulled = sum(on_every_node(run_.cluster, *CRICTL, "pull", "--creds", f"{user}:{password}", ref) for ref in remotes)
@@ -96,9 +102,9 @@ def pull_vs_load(run_: RegistryRun, locals_: list[str]) -> dict[str, float]:
 
 
 def remove_everywhere(cluster: kind.KindCluster, refs: list[str]) -> None:
-    """Remove the images `refs` name from every node, by image id: every name of them goes
-    (`kind load` also records an `import-<date>@sha256:...` name for each)."""
-    for node in cluster.node_containers():
+    """Remove the images `refs` name from every node that runs pods, by image id: every name of them
+    goes (`kind load` also records an `import-<date>@sha256:...` name for each)."""
+    for node in pod_nodes(cluster):
         ids = {run(["docker", "exec", node, *CRICTL, "inspecti", "-o", "go-template", "--template", "{{.status.id}}",
                     ref]).stdout.strip() for ref in refs}
         run(["docker", "exec", node, *CRICTL, "rmi", *sorted(ids)])
