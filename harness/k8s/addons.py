@@ -39,6 +39,11 @@ def install(kubectl: Kubectl, api: Api, *, ingress_node_port: int, timeout: floa
         path.write_text(addon_manifests(ingress_node_port=ingress_node_port))
         kubectl("apply", "-f", str(path))
     namespace, name = ENGINE
+    nodes = len(api.core.list_node().items)  # its pods first: an image a node lacks fails at once, not at the timeout
+    watch_until(api.core.list_namespaced_pod, status.pods_settled(nodes, f"daemonset {namespace}/{name}"),
+                what=f"the NetworkPolicy engine's pods (daemonset {namespace}/{name}), one Ready on each of {nodes} "
+                     "nodes", timeout=timeout, diagnostics=diagnostics, namespace=namespace,
+                label_selector=f"app={name}")
     watch_until(api.apps.list_namespaced_daemon_set, status.daemon_set_ready(name),
                 what=f"the NetworkPolicy engine (daemonset {namespace}/{name}) on every node", timeout=timeout,
                 diagnostics=diagnostics, namespace=namespace, field_selector=f"metadata.name={name}")

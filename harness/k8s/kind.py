@@ -137,11 +137,12 @@ class KindCluster:
             proc = run(["docker", "rm", "--force", "--volumes", *names], check=False)
             raise NotYet(f"node containers {', '.join(names)} still there: {proc.stderr.strip()[-200:]}")
 
-    def load_images(self, names: Sequence[str]) -> None:
+    def load_images(self, names: Sequence[str], *, everywhere: bool = False) -> None:
         """Copy local Docker images into the nodes that run pods (`kind load docker-image`): the
-        workers when there are any (the control plane is tainted NoSchedule then), else every node."""
+        workers when there are any (the control plane is tainted NoSchedule then), else every node;
+        `everywhere` for the add-ons, whose DaemonSets tolerate that taint."""
         if names:
-            workers = self.worker_nodes()
+            workers = [] if everywhere else self.worker_nodes()
             nodes = ["--nodes", ",".join(workers)] if workers else []
             run(["kind", "load", "docker-image", "--name", self.name, *nodes, *names], env=self._env())
 

@@ -63,7 +63,7 @@ class KindProvider(ClusterProvider):
             if registry_mode(self.settings) is not None:  # the pulled node image holds no add-ons: load them
                 from harness.k8s import addons
 
-                self._cluster.load_images(addons.images())
+                self._cluster.load_images(addons.images(), everywhere=True)  # DaemonSets: the control plane too
             kubectl = Kubectl(str(self._cluster.kubectl()), self._cluster.kubeconfig)
             name = self.spec.cluster
             return ClusterAccess(name, kubectl, f"http://{host_port(name, self.spec.node_port)}",
