@@ -91,7 +91,7 @@ up() {
     docker cp "$CLUSTER-control-plane:/usr/bin/kubectl" "$STATE/kubectl" >/dev/null
     # the team's NetworkPolicy engine (a real cluster has one), loaded like any cluster add-on
     KIND_EXPERIMENTAL_DOCKER_NETWORK=$NETWORK kind load docker-image --name "$CLUSTER" "$NETWORK_POLICIES_IMAGE"
-    sed "s|@NETWORK_POLICIES_IMAGE@|$NETWORK_POLICIES_IMAGE|" "$ROOT/harness/addons/manifests/network-policies.yaml" |
+    sed "s|@NETWORK_POLICIES_IMAGE@|$NETWORK_POLICIES_IMAGE|" "$ROOT/harness/images/recipes/addons/manifests/network-policies.yaml" |
         "$STATE/kubectl" --kubeconfig "$STATE/kubeconfig" apply -f - >/dev/null
     "$STATE/kubectl" --kubeconfig "$STATE/kubeconfig" -n kube-system rollout status daemonset/kube-network-policies --timeout 5m
     cat >"$STATE/env" <<EOF
