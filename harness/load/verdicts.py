@@ -159,7 +159,7 @@ def database_outage(samples: Sequence[Sample], *, killed_at: float, recovered_at
     """The database pod killed at `killed_at`, the app serving again at `recovered_at`: failures only
     in [kill, recovery + drain), none after while the load runs `min_tail` more, recovery within
     `max_recovery_seconds`, and the app's own readiness answered 503 meanwhile (`readiness_saw_outage`;
-    None: the app has no readiness path, not judged)."""
+    None: not judged: the app has no readiness path, or the check is of the app itself)."""
     counts = window_counts(samples, killed_at, recovered_at + drain)
     recovery = recovered_at - killed_at
     figures = {**_basics(samples, schedule), **counts.figures(), "recovery_seconds": round(recovery, 3),
@@ -173,7 +173,7 @@ def database_outage(samples: Sequence[Sample], *, killed_at: float, recovered_at
                         "load requests failed meanwhile): a readiness that does not check its database keeps a "
                         "broken pod in the Service")
     readiness = {True: "readiness reported the outage (503)", False: "readiness did NOT report the outage",
-                 None: "readiness not judged (no readiness path)"}[readiness_saw_outage]
+                 None: "readiness not judged"}[readiness_saw_outage]
     text = (f"killed at {killed_at:.1f}s, serving again {recovery:.1f}s later; {figures['failed']} of "
             f"{figures['sent']} requests failed ({_reasons(figures['reasons'])}), "
             f"{_where(counts, 'before the kill', 'after the window')}; {_ran(figures, counts.end)}; {readiness}")
