@@ -95,7 +95,10 @@ class Bringup:
         ref the nodes pull (pushed by `stageproof images push`)."""
         given = self.spec.app_image
         if given:
-            local = run(["docker", "image", "inspect", given], check=False).returncode == 0
+            # in registry mode the nodes pull it (a push leaves a local copy under the same digest:
+            # delivering that would push it again, under the registry's name twice)
+            local = registry_mode(self.settings) is None and run(["docker", "image", "inspect", given],
+                                                                 check=False).returncode == 0
             return ([given] if local else []), given
         images = self.settings.images
         if images is None:
