@@ -37,6 +37,8 @@ class Cell:
     status: str
     reason: str = ""
     failure: str | None = None
+    #: an accepted failure that some runs pass: passing is then no difference (the report says which)
+    intermittent: bool = False
 
     def __str__(self) -> str:
         return f"{self.status}: {self.reason}" if self.reason else self.status
@@ -45,14 +47,18 @@ class Cell:
     def parse(cls, value: object, where: str) -> Cell:
         if isinstance(value, dict):
             status, failure = value.get("status"), value.get("failure")
-            unknown = sorted(set(value) - {"status", "failure"})
+            intermittent = value.get("intermittent", False)
+            unknown = sorted(set(value) - {"status", "failure", "intermittent"})
             if unknown or not isinstance(status, str) or not isinstance(failure, str):
-                raise ExpectedMatrixError(f"{where}: an inline table needs exactly `status` and `failure` (strings)")
+                raise ExpectedMatrixError(f"{where}: an inline table needs `status` and `failure` (strings), and "
+                                          "may have `intermittent` (true or false), nothing else")
+            if not isinstance(intermittent, bool):
+                raise ExpectedMatrixError(f"{where}: `intermittent` is true or false, not {intermittent!r}")
             cell = _split(status, where)
             if cell.status != ACCEPTED:
                 raise ExpectedMatrixError(f"{where}: `failure` goes only with an accepted failure")
             _compile(failure, where)
-            return cls(ACCEPTED, cell.reason, failure)
+            return cls(ACCEPTED, cell.reason, failure, intermittent)
         cell = _split(value, where)
         if cell.status == ACCEPTED:
             raise ExpectedMatrixError(f"{where}: an accepted failure must say how it fails: "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.report.expected import (
     ACCEPTED,
+    PASSED,
     STAGE_KEY,
     Cell,
     ExpectedMatrix,
@@ -32,7 +33,7 @@ HEADER = """\
 #   stageproof expected write reports/*.json
 # then edit: each accepted failure says why (a ticket) and the pattern its message must keep matching.
 # Cells: "passed" | "not applicable: <reason>" | "skipped: <reason>"
-#      | {{ status = "accepted failure: <why>", failure = "<regex>" }}
+#      | {{ status = "accepted failure: <why>", failure = "<regex>" }} (add `intermittent = true` when some runs pass)
 """
 
 
@@ -74,8 +75,10 @@ def _keep_accepted(ledger: Ledger, old: Mapping[str, StageRows]) -> dict[str, St
         checks = {}
         for check, cell in rows.checks.items():
             previous = before.get(check)
-            still = cell.status == ACCEPTED and previous is not None and previous.status == ACCEPTED
-            checks[check] = previous if still and previous and previous.accepts(messages.get(check, [])) else cell
+            still = previous is not None and previous.status == ACCEPTED and (
+                (cell.status == ACCEPTED and previous.accepts(messages.get(check, [])))
+                or (cell.status == PASSED and previous.intermittent))
+            checks[check] = previous if still and previous else cell
         kept[stage] = StageRows(rows.not_applicable, checks)
     return kept
 
@@ -94,7 +97,8 @@ def render_matrix(matrix: ExpectedMatrix) -> str:
 
 def _cell(cell: Cell) -> str:
     if cell.status == ACCEPTED:
-        return f"{{ status = {_string(str(cell))}, failure = {_literal(cell.failure or '')} }}"
+        intermittent = ", intermittent = true" if cell.intermittent else ""
+        return f"{{ status = {_string(str(cell))}, failure = {_literal(cell.failure or '')}{intermittent} }}"
     return _string(str(cell))
 
 

@@ -43,8 +43,11 @@ class Accepted:
     reason: str
     messages: tuple[str, ...]
     figures: tuple[dict[str, Any], ...]
+    passed: bool = False  # an intermittent accepted failure that passed this run
 
     def line(self) -> str:
+        if self.passed:
+            return f"{self.stage} / {self.check}: intermittent accepted failure ({self.reason}): passed this run"
         figures = "; ".join(", ".join(f"{k} {v}" for k, v in figure.items() if k not in ("check", "load"))
                             for figure in self.figures)
         first = self.messages[0].splitlines()[0][:160] if self.messages and self.messages[0] else "(no message)"
@@ -117,7 +120,9 @@ def _compare_stage(stage: str, record: StageRecord,
     for check in checks:
         want, got = expected.checks.get(check), actual_cell(record, check)
         found = judge(want, got, record.messages.get(check, []))
-        if found is None and want is not None and want.status == ACCEPTED:
+        if found is None and want is not None and want.status == ACCEPTED and got.status == PASSED:
+            accepted.append(Accepted(stage, check, want.reason, (), (), passed=True))
+        elif found is None and want is not None and want.status == ACCEPTED:
             accepted.append(Accepted(stage, check, want.reason, tuple(record.messages.get(check, [])),
                                      tuple(f for f in record.figures if f.get("check") == check)))
         elif found is not None:
@@ -133,7 +138,7 @@ def judge(want: Cell | None, got: Cell, messages: list[str]) -> str | None:
         return "vanished"
     if want.status == ACCEPTED:
         if got.status == PASSED:
-            return "stale entry: remove it (it passes now)"
+            return None if want.intermittent else "stale entry: remove it (it passes now)"
         if got.status == FAILED:
             return None if want.accepts(messages) else f"fails differently (its message no longer matches " \
                 f"{want.failure!r})"

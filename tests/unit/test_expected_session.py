@@ -73,3 +73,34 @@ def test_in_ci_the_configs_committed_matrix_applies_without_being_named(pytester
     result = session(pytester)
     assert "stageproof expected matrix" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # the plain failure, nothing accepted without a matrix
+
+
+def test_an_intermittent_accepted_failure_may_pass_and_the_run_says_so(pytester: pytest.Pytester) -> None:
+    matrix = MATRIX.replace('test_passes = "passed"',
+                            'test_passes = { status = "accepted failure: GB-3 late resets after a node loss", '
+                            "failure = 'late', intermittent = true }")
+    matrix = matrix.replace("of \\d+' }", "of \\d+', intermittent = true }")
+    (pytester.path / "expected.toml").write_text(matrix)
+    result = session(pytester, "--stageproof-expected=expected.toml")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*stageproof expected matrix: as expected*",
+                                 "*external / test_passes: intermittent accepted failure (GB-3 late resets after a "
+                                 "node loss): passed this run*",
+                                 "*external / test_known_bug: accepted failure (GB-1 the dev server)*"])
+
+
+def test_without_intermittent_an_accepted_failure_that_passes_is_stale(pytester: pytest.Pytester) -> None:
+    matrix = MATRIX.replace('test_passes = "passed"',
+                            "test_passes = { status = \"accepted failure: GB-3\", failure = 'late' }")
+    (pytester.path / "expected.toml").write_text(matrix)
+    result = session(pytester, "--stageproof-expected=expected.toml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*DIFFERENT external / test_passes: stale entry: remove it (it passes now)*"])
+
+
+def test_intermittent_is_true_or_false(pytester: pytest.Pytester) -> None:
+    matrix = MATRIX.replace("of \\d+' }", "of \\d+', intermittent = \"yes\" }")
+    (pytester.path / "expected.toml").write_text(matrix)
+    result = session(pytester, "--stageproof-expected=expected.toml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*UNREADABLE*", "*runs.run.external.test_known_bug: `intermittent` is true or false*"])
