@@ -95,10 +95,11 @@ class Bringup:
         ref the nodes pull (pushed by `stageproof images push`)."""
         given = self.spec.app_image
         if given:
-            # in registry mode the nodes pull it (a push leaves a local copy under the same digest:
-            # delivering that would push it again, under the registry's name twice)
-            local = registry_mode(self.settings) is None and run(["docker", "image", "inspect", given],
-                                                                 check=False).returncode == 0
+            # loaded only into a kind cluster of ours without a registry: a cluster we did not make, or
+            # registry mode, has its nodes pull it (a push leaves a local copy under the same digest,
+            # and delivering that pushed it again, under the registry's name twice)
+            loads = self.provider.info().ours and registry_mode(self.settings) is None
+            local = loads and run(["docker", "image", "inspect", given], check=False).returncode == 0
             return ([given] if local else []), given
         images = self.settings.images
         if images is None:
