@@ -251,7 +251,7 @@ def report(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["bench"])
 def bench(session: nox.Session) -> None:
     """A benchmark, not a test (so not in the default sessions): the load generator's highest sustained
-    rate and the harness's bring-up overhead against hand-written steps, printed and written to
+    rate, the harness's bring-up overhead against hand-written steps and the images' sizes, printed and written to
     reports/bench.json (`-- --only compose --repeat 5` narrows it; see `python -m tools.bench --help`)."""
     _install(session)
     session.run("python", "-m", "tools.bench", *session.posargs)

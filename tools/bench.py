@@ -6,6 +6,7 @@
    its timeout): the rate the client still keeps, with nothing left unsent (what an outage needs).
 2. The harness's own cost per container stage: `stageproof up --detach` + `down` against the same
    steps written by hand, on the same files and images.
+3. The size of each image a run uses (the app, the database, the kind node image), against its goal.
 Every figure is printed, written to reports/bench.json, and kept next to the load average it was
 taken under (a busy machine makes every figure worse; re-run when it is quieter).
 """
@@ -41,6 +42,7 @@ from harness.images.build import ensure_images
 from harness.lifecycle import StageRunner
 from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator, Sample, percentile, summarize
 from harness.services.engine import endpoint, engine_for
+from tools.bench_images import image_line, image_report
 
 RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
 STEP_SECONDS = 5.0
@@ -50,7 +52,7 @@ REQUEST_TIMEOUT = 5.0
 LATE = 0.010  # a request that went out more than this after it was due has slipped
 MAX_SHARE = 0.01  # sustained: under 1% failed and under 1% slipped
 GOAL_RATE, GOAL_RATIO, GOAL_UP_SECONDS = 500.0, 1.05, 3.5
-PARTS = ("load", "compose", "docker")
+PARTS = ("load", "compose", "docker", "images")
 STAGE_FIGURES = ("up_seconds", "down_seconds", "total", "up_outside_compose_up")
 HAND = "bench-hand"  # the project / name prefix of the hand-written runs
 POLL = 0.2  # how often the hand-written flows retry a readiness command
@@ -428,6 +430,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["stages"] = bench_stages(settings, stages, args.repeat)
         for stage, summary in report["stages"].items():
             print(_stage_line(stage, summary))
+    if "images" in parts:
+        print("image sizes, as built here:")
+        report["images"] = image_report(settings)
+        for figure in report["images"]:
+            print(image_line(figure))
+    report["bytecode_cache"] = not sys.dont_write_bytecode  # without it every `stageproof` compiles its imports
     report["load_average_at_end"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

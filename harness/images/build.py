@@ -24,7 +24,8 @@ from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
 from harness.images import say, step
 from harness.images.change import changed_context
-from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_labels, require_docker
+from harness.images.context import build_digest
+from harness.images.docker import SUBSTITUTE_LABEL, build_image, image_id, image_label, image_labels, require_docker
 from harness.images.stand_in_refusal import raise_if_refused
 from harness.images.substitutes import BASE, INHERITED_LABELS, auto_kind, ensure_substitutes
 from harness.images.wheel_server import wheel_server
@@ -32,6 +33,8 @@ from harness.images.wheel_server import wheel_server
 PULL_TIMEOUT = 300.0
 #: what pip prints in a substitute when the wheel pool lacks a package
 OFFLINE_PIP_MISS = "No matching distribution found"
+#: on an app image: the digest of everything its build read (harness/images/context.py)
+BUILD_DIGEST_LABEL = "io.stageproof.build-inputs"
 FROM_LINE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 
 
@@ -124,12 +127,30 @@ def build_app_image(spec: AppImage, *, release: str, force: bool = False, clear:
     tag = f"{spec.tag}:{release_tag(release)}"
     labels = {**dict.fromkeys(clear, ""),
               "org.opencontainers.image.revision": release, "io.stageproof.release": release}
+    args = {"RELEASE_ID": release}
+    digest = None if force else _build_digest(spec, tag, labels, args)
+    if digest is not None and image_label(tag, BUILD_DIGEST_LABEL) == digest:
+        say(f"{tag} is current (build inputs {digest} unchanged): not rebuilt")
+        return tag
+    labels = {**labels, **({BUILD_DIGEST_LABEL: digest} if digest else {})}
     if not wheels:
         return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
-                           args={"RELEASE_ID": release})
+                           args=args)
     with wheel_server(cache_dir("wheels", "pool"), image=BASE) as server:
         return build_image(tag, context=spec.context, dockerfile=spec.dockerfile, no_cache=force, labels=labels,
-                           args={"RELEASE_ID": release}, extra=server.build_options)
+                           args=args, extra=server.build_options)
+
+
+def _build_digest(spec: AppImage, tag: str, labels: dict[str, str], args: dict[str, str]) -> str | None:
+    """What the build reads, hashed; None (always build) when a base image is not here or is named
+    through a build argument (then only Docker knows what it resolves to)."""
+    text = spec.dockerfile.read_text()
+    if any("$" in match.group(1) for match in FROM_LINE.finditer(text)):
+        return None
+    bases = {ref: image_id(ref) for ref in base_images(spec.dockerfile)}
+    if None in bases.values():
+        return None
+    return build_digest(spec.context, spec.dockerfile, {"tag": tag, "labels": labels, "args": args, "bases": bases})
 
 
 def build_release_image(spec: AppImage, *, release: str, patch: Path | None = None) -> str:

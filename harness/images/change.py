@@ -6,16 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from docker.utils.build import exclude_paths
-
 from harness.core.run import run
 from harness.errors import CommandFailed, ConfigError
+from harness.images.context import context_files
 
 
 def changed_context(context: Path, patch: Path, into: Path, *, dockerfile: Path | None = None) -> Path:
     """Copy `context` into `into` (what `docker build` would send), apply `patch` there; `into`."""
-    keep = dockerfile.relative_to(context).as_posix() if dockerfile and dockerfile.is_relative_to(context) else None
-    for relative in sorted(exclude_paths(str(context), _ignore_patterns(context), dockerfile=keep)):
+    for relative in context_files(context, dockerfile):
         source, target = context / relative, into / relative
         if source.is_dir() and not source.is_symlink():
             target.mkdir(parents=True, exist_ok=True)
@@ -33,10 +31,3 @@ def changed_context(context: Path, patch: Path, into: Path, *, dockerfile: Path 
                           ) from err
     return into
 
-
-def _ignore_patterns(context: Path) -> list[str]:
-    ignore = context / ".dockerignore"
-    if not ignore.is_file():
-        return []
-    lines = (line.strip() for line in ignore.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]

@@ -17,7 +17,7 @@ from harness.config import Settings
 from harness.core.ownership import RUN_LABEL
 from harness.core.run import run
 from harness.core.shield import say
-from harness.core.wait import app_ready, wait_until
+from harness.core.wait import app_ready, wait_ready
 from harness.k8s import addons, manifests, namespace
 from harness.k8s.api import Api, connect
 from harness.k8s.chart import ChartRelease, helm_for, tag_for_hooks
@@ -155,7 +155,7 @@ class Bringup:
         for way, url in (("the NodePort", access.base_url), ("the Ingress", ingress)):
             if url is not None:
                 what, probe = app_ready(self.settings, url)
-                wait_until(probe, what=f"the app to answer through {way}: {what}", timeout=60)
+                wait_ready(probe, what=f"the app to answer through {way}: {what}", timeout=60)
 
     # -- timing ----------------------------------------------------------------------------------
     @contextmanager

@@ -26,7 +26,7 @@ from harness.config import ComposeSettings, Settings
 from harness.core.net import LOOPBACK, free_port
 from harness.core.ownership import OWNER_LABEL, owner_alive, run_labels
 from harness.core.run import run
-from harness.core.wait import app_ready, wait_until
+from harness.core.wait import app_ready, wait_ready
 from harness.errors import CommandFailed, ConfigError, StageFailed
 from harness.images.build import ensure_images
 from harness.stage import Capabilities, Deployment, Stage, register
@@ -250,7 +250,7 @@ class ComposeStage(Stage):
 
     def _wait_ready(self) -> None:
         what, probe = app_ready(self.settings, self._base_url)
-        wait_until(probe, what=f"the compose service {self.config.service} to be ready ({what})",
+        wait_ready(probe, what=f"the compose service {self.config.service} to be ready ({what})",
                    timeout=self.config.up_timeout, diagnostics=self.logs)
 
 

@@ -19,7 +19,7 @@ from testcontainers.core.wait_strategies import ExecWaitStrategy
 from testcontainers.core.waiting_utils import WaitStrategy
 
 from harness.core.net import LOOPBACK
-from harness.core.wait import RETRIED, wait_until
+from harness.core.wait import wait_ready
 
 if TYPE_CHECKING:
     from testcontainers.core.waiting_utils import WaitStrategyTarget
@@ -98,7 +98,7 @@ class ProbeWaitStrategy(WaitStrategy):
             return self._probe()
 
         try:
-            wait_until(ready, what=self._what, timeout=self._timeout, retry_on=RETRIED)
+            wait_ready(ready, what=self._what, timeout=self._timeout)
         except ContainerExited:
             raise
         except Exception as err:

@@ -19,7 +19,7 @@ from harness.appenv import DatabaseEndpoint, app_env
 from harness.config import Settings, child_env, placeholders
 from harness.core.net import LOOPBACK, free_port, port_is_free
 from harness.core.process import ManagedProcess
-from harness.core.wait import app_ready, wait_until
+from harness.core.wait import app_ready, wait_ready
 from harness.errors import ConfigError, StageFailed
 from harness.services.engine import DatabaseEngine, ThrowawayServer, endpoint, engine_named
 from harness.stage import Capabilities, DatabaseControl, Deployment, Stage, register
@@ -130,7 +130,7 @@ class LocalStage(Stage):
                                       log_path=self._workdir / "app.log").start()
         self._record_owner()
         what, probe = app_ready(self.settings, f"http://{LOOPBACK}:{self._port}")
-        wait_until(self._ready_probe(probe), what=f"{self.name} app to be ready ({what})",
+        wait_ready(self._ready_probe(probe), what=f"{self.name} app to be ready ({what})",
                    timeout=self.settings.stages.local.up_timeout, diagnostics=self.logs)
 
     def _ready_probe(self, probe: Callable[[], object]) -> Callable[[], object]:

@@ -120,3 +120,12 @@ def test_the_compose_summary_sets_the_shared_compose_up_aside_to_show_each_flows
     assert summary["goals"]["ratio_met"] is False and summary["goals"]["up_met"] is False
     assert "up_outside_compose_up" not in _stage_summary([Cycle("stageproof", "docker", 4.0, 1.0, 1.0),
                                                           Cycle("by hand", "docker", 3.0, 1.0, 1.0)])
+
+
+@pytest.mark.parametrize(("role", "size", "met"), [
+    ("app", 150_000_000, True), ("app", 177_300_000, False), ("kind node", 1_024_600_000, False),
+    ("database", None, None), ("stand-in", 5_000_000, None)])
+def test_an_image_meets_its_goal_only_when_here_and_no_larger(role: str, size: int | None, met: bool | None) -> None:
+    from tools.bench_images import sized
+
+    assert sized(role, "ref", size)["met"] is met

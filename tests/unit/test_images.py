@@ -285,3 +285,67 @@ def test_stand_ins_are_pushed_under_the_path_a_docker_io_mirror_is_asked_for() -
     assert upstream_path("mysql:8.4") == "library/mysql:8.4"
     assert upstream_path("docker.io/library/python:3.11-slim") == "library/python:3.11-slim"
     assert upstream_path("kindest/node:v1.34.4") == "kindest/node:v1.34.4"
+
+
+class TestUnchangedBuildsAreNotSentAgain:
+    """The app image's build inputs are hashed into a label; an equal hash skips `docker build`."""
+
+    @pytest.fixture
+    def spec(self, tmp_path: Path) -> AppImage:
+        (tmp_path / "app.py").write_text("print('v1')\n")
+        (tmp_path / "notes.md").write_text("not sent\n")
+        (tmp_path / ".dockerignore").write_text("notes.md\n")
+        (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\nCOPY . /app\n")
+        return AppImage.model_construct(tag="team/app", name=None, dockerfile=tmp_path / "Dockerfile",
+                                        context=tmp_path, requirements=None)
+
+    @staticmethod
+    def builds(fake: FakeDocker, spec: AppImage) -> int:
+        """Build twice (the fake image takes the labels of the first build); how many reached Docker."""
+        for _ in range(2):
+            build_app_image(spec, release="abc")
+            argv = next((argv for argv in reversed(fake.calls) if argv[1] == "build"), None)
+            if argv is not None and "team/app:abc" not in fake.images:
+                labels = dict(argv[i + 1].split("=", 1) for i in range(len(argv) - 1) if argv[i] == "--label")
+                fake.images["team/app:abc"] = labels
+        return sum(argv[1] == "build" for argv in fake.calls)
+
+    def test_a_second_build_of_the_same_inputs_is_skipped(self, fake_docker: FakeDocker, spec: AppImage) -> None:
+        fake_docker.images = {"python:3.11-slim": {}}
+        assert self.builds(fake_docker, spec) == 1
+        assert fake_docker.images["team/app:abc"][build.BUILD_DIGEST_LABEL]
+
+    @pytest.mark.parametrize("change", ["content", "mode", "new file", "dockerfile", "base image", "forced"])
+    def test_any_input_that_docker_reads_rebuilds(self, fake_docker: FakeDocker, spec: AppImage,
+                                                  change: str) -> None:
+        fake_docker.images = {"python:3.11-slim": {}}
+        assert self.builds(fake_docker, spec) == 1
+        context = spec.context
+        if change == "content":
+            (context / "app.py").write_text("print('v2')\n")
+        elif change == "mode":
+            (context / "app.py").chmod(0o755)
+        elif change == "new file":
+            (context / "extra.py").write_text("")
+        elif change == "dockerfile":
+            spec.dockerfile.write_text("FROM python:3.11-slim\nCOPY . /srv\n")
+        elif change == "base image":  # the fake's image id is "sha256:" + ref: a new ref, a new id
+            spec.dockerfile.write_text("FROM python:3.12-slim\nCOPY . /app\n")
+            fake_docker.images["python:3.12-slim"] = {}
+        before = sum(argv[1] == "build" for argv in fake_docker.calls)
+        build_app_image(spec, release="abc", force=change == "forced")
+        assert sum(argv[1] == "build" for argv in fake_docker.calls) == before + 1
+
+    def test_an_ignored_file_changes_nothing(self, fake_docker: FakeDocker, spec: AppImage) -> None:
+        fake_docker.images = {"python:3.11-slim": {}}
+        assert self.builds(fake_docker, spec) == 1
+        (spec.context / "notes.md").write_text("edited, and still not sent\n")
+        build_app_image(spec, release="abc")
+        assert sum(argv[1] == "build" for argv in fake_docker.calls) == 1
+
+    @pytest.mark.parametrize("dockerfile", ["ARG BASE=python:3.11-slim\nFROM ${BASE}\n", "FROM missing:1\n"])
+    def test_a_base_only_docker_can_resolve_always_builds(self, fake_docker: FakeDocker, spec: AppImage,
+                                                          dockerfile: str) -> None:
+        spec.dockerfile.write_text(dockerfile)
+        fake_docker.images = {"python:3.11-slim": {}}
+        assert self.builds(fake_docker, spec) == 2
