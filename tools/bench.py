@@ -7,6 +7,8 @@
 2. The harness's own cost per container stage: `stageproof up --detach` + `down` against the same
    steps written by hand, on the same files and images.
 3. The size of each image a run uses (the app, the database, the kind node image), against its goal.
+4. The k8s bring-up from no cluster and on a kept one, against a bare `kind create cluster --wait`
+   of the same node image and nodes (tools/bench_k8s.py).
 Every figure is printed, written to reports/bench.json, and kept next to the load average it was
 taken under (a busy machine makes every figure worse; re-run when it is quieter).
 """
@@ -43,6 +45,7 @@ from harness.lifecycle import StageRunner
 from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator, Sample, percentile, summarize
 from harness.services.engine import endpoint, engine_for
 from tools.bench_images import image_line, image_report
+from tools.bench_k8s import bench_k8s, k8s_line
 
 RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
 STEP_SECONDS = 5.0
@@ -52,7 +55,7 @@ REQUEST_TIMEOUT = 5.0
 LATE = 0.010  # a request that went out more than this after it was due has slipped
 MAX_SHARE = 0.01  # sustained: under 1% failed and under 1% slipped
 GOAL_RATE, GOAL_RATIO, GOAL_UP_SECONDS = 500.0, 1.05, 3.5
-PARTS = ("load", "compose", "docker", "images")
+PARTS = ("load", "compose", "docker", "images", "k8s")
 STAGE_FIGURES = ("up_seconds", "down_seconds", "total", "up_outside_compose_up")
 HAND = "bench-hand"  # the project / name prefix of the hand-written runs
 POLL = 0.2  # how often the hand-written flows retry a readiness command
@@ -435,6 +438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["images"] = image_report(settings)
         for figure in report["images"]:
             print(image_line(figure))
+    if "k8s" in parts:
+        print("k8s bring-up (every image built, no cluster) vs a bare kind create of the same node image and nodes:")
+        report["k8s"] = bench_k8s(settings)
+        print(k8s_line(report["k8s"]))
     report["bytecode_cache"] = not sys.dont_write_bytecode  # without it every `stageproof` compiles its imports
     report["load_average_at_end"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)

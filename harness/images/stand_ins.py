@@ -136,7 +136,7 @@ def _build(kind: str, *, force: bool, extra: Mapping[str, Path] | None = None, s
                     shutil.copyfile(path, context / name)
             build_image(tag, context=context, no_cache=force, labels={RECIPE_LABEL: recipe, KIND_LABEL: kind},
                         args={"BASE_IMAGE": base, **(args or {})})
-    untag_others(repository, keep=tag)
+        untag_others(repository, keep=tag)  # only a new build makes the others stale
     return tag
 
 

@@ -120,7 +120,7 @@ def _mysql(base: str, *, force: bool) -> Substitute:
     if force or image_id(tag) is None:
         build_image(tag, context=recipe_dir, dockerfile=recipe_dir / "Dockerfile", no_cache=force,
                     labels={RECIPE_LABEL: recipe, KIND_LABEL: "mysql"}, args={"BASE_IMAGE": base})
-    untag_others("stageproof/substitute-mysql", keep=tag)
+        untag_others("stageproof/substitute-mysql", keep=tag)  # only a new build makes the others stale
     return Substitute(tag, f"{tag} (Debian bookworm MariaDB behind the mysql image's MYSQL_* contract)")
 
 
@@ -140,7 +140,7 @@ def _python(base: str, requirements: Path, *, force: bool) -> Substitute:
             (context / "wheels").mkdir(exist_ok=True)
             build_image(tag, context=context, no_cache=force, labels={RECIPE_LABEL: recipe, KIND_LABEL: "python"},
                         args={"BASE_IMAGE": base, "FIND_LINKS": WHEELS_URL, "TRUSTED_HOST": WHEELS_HOST})
-    untag_others("stageproof/substitute-python", keep=tag)
+        untag_others("stageproof/substitute-python", keep=tag)  # only a new build makes the others stale
     return Substitute(tag, f"{tag} (Debian bookworm python3 + pip; the host's wheelhouse served at {WHEELS_URL} "
                            f"while an app builds, {len(pool_wheels(pool))} wheels)")
 

@@ -40,9 +40,12 @@ def delete_ours(api: Api, name: str, *, timeout: float) -> bool:
 
 
 def delete(api: Api, name: str, *, wait: bool, timeout: float) -> None:
-    """Pods go first without their grace period: nobody is served by a namespace being removed."""
-    api.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    """The namespace first, then its pods without their grace period: nobody is served by a namespace
+    being removed. In that order, because a terminating namespace admits no new pod: pods deleted
+    first were recreated by their ReplicaSets at once, and those went with their full grace period
+    (a kept cluster's reset took 38.1 s, the web pods' preStop pause and drain included)."""
     api.core.delete_namespace(name)
+    api.core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
     if wait:
         watch_until(api.core.list_namespace, status.gone(name), what=f"namespace {name} to be deleted",
                     timeout=timeout, field_selector=f"metadata.name={name}")

@@ -129,3 +129,14 @@ def test_an_image_meets_its_goal_only_when_here_and_no_larger(role: str, size: i
     from tools.bench_images import sized
 
     assert sized(role, "ref", size)["met"] is met
+
+
+def test_the_k8s_bench_reads_the_bring_up_steps_and_node_image_it_compares_with() -> None:
+    from tools.bench_k8s import bare_config, node_image, steps
+
+    out = "[stageproof] k8s: cluster: 39.4s\n[stageproof] k8s: deliver images: 12.6s\n[stageproof] k8s: up in 9s at x\n"
+    assert steps(out) == {"cluster": 39.4, "deliver images": 12.6}
+    err = "12:00 stageproof.run $ kind create cluster --name s --wait 5m --retain --image stageproof/kind-node:v1-ab\n"
+    assert node_image(err) == "stageproof/kind-node:v1-ab" and node_image("no create here") is None
+    nodes = [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}]
+    assert yaml.safe_load(bare_config(3))["nodes"] == nodes
