@@ -58,3 +58,33 @@ def test_a_case_needs_request_and_expect_or_steps(tmp_path: Path) -> None:
     bad.write_text('[[case]]\nname = "half"\nrequest = { path = "/users" }\n')
     with pytest.raises(ConfigError, match="needs both request and expect"):
         load_cases(bad)
+
+
+def _metrics_step_expect() -> Expect:
+    """The reference contract's metrics case: its /metrics step, the one that reads the count."""
+    case = next(case for case in load_cases(ROOT / "contract.toml") if case.name.startswith("metrics"))
+    steps = case.all_steps()
+    assert [step.request.path for step in steps] == ["/version", "/metrics"]
+    return steps[1].expect
+
+
+METRICS_HEAD = ("# HELP http_requests_total Requests served\n# TYPE http_requests_total counter\n"
+                "# HELP http_request_duration_seconds Latency\n# TYPE http_request_duration_seconds histogram\n")
+
+
+def test_metrics_from_a_worker_that_did_not_serve_the_first_step_fail() -> None:
+    """What CI once met: the worker answering /metrics had served nothing (the families, no sample)
+    or only other routes; the case must fail then, not pass on the `# TYPE` lines alone."""
+    expect = _metrics_step_expect()
+    idle = response(200, METRICS_HEAD, "text/plain; version=0.0.4")
+    other = response(200, METRICS_HEAD + 'http_requests_total{method="GET",route="/users",status="200"} 3.0\n'
+                     'http_requests_total{method="GET",route="/version",status="500"} 1.0\n', "text/plain")
+    for body in (idle, other):
+        problems = check(expect, body, {})
+        assert problems == ["body lacks 'http_requests_total{method=\"GET\",route=\"/version\",status=\"200\"}'"]
+
+
+def test_metrics_that_count_the_first_step_pass() -> None:
+    served = response(200, METRICS_HEAD + 'http_requests_total{method="GET",route="/version",status="200"} 1.0\n',
+                      "text/plain; version=0.0.4")
+    assert check(_metrics_step_expect(), served, {}) == []
