@@ -447,6 +447,10 @@ class K8sSettings(_Section):
     #: tolerationSeconds the run gives the web pods for an unreachable or not-ready node (the
     #: default 300 s keeps a lost node's pods bound to it for five minutes)
     eviction_seconds: int = Field(10, ge=0, le=300)
+    #: on the kind cluster stageproof makes: how long the control plane waits on a node that stopped
+    #: reporting before it calls the node lost (Kubernetes' default is 50 s); the kubelets renew their
+    #: lease four times within it. 0 leaves Kubernetes' defaults
+    node_lost_seconds: int = Field(20, ge=0, le=300)
     #: the broken release's progressDeadlineSeconds: how soon the harness learns the rollout stalled
     progress_deadline_seconds: int = Field(30, ge=5, le=600)
     #: keep stageproof's kind cluster after a run (only the run's namespace goes) and reuse it next time,
@@ -477,6 +481,13 @@ class K8sSettings(_Section):
         if self.ingress_node_port == self.node_port:
             raise ValueError(f"ingress_node_port: {self.ingress_node_port} is already node_port (the app's "
                              "Service): choose another")
+        return self
+
+    @model_validator(mode="after")
+    def _node_lost_leaves_time_to_answer(self) -> K8sSettings:
+        if 0 < self.node_lost_seconds < 8:
+            raise ValueError(f"node_lost_seconds: {self.node_lost_seconds} s would call a busy node lost between "
+                             "two lease renewals (a quarter of it): 8 or more, or 0 for Kubernetes' defaults")
         return self
 
     @property

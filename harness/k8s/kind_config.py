@@ -84,14 +84,35 @@ def with_mirror(config: dict[str, Any], certs_dir: Path) -> dict[str, Any]:
     return config
 
 
+def node_loss_patches(seconds: int) -> list[str]:
+    """kubeadm patches (v1beta3, what kind 0.33 writes) by which a silent node is called lost after
+    `seconds` (the controller manager's node-monitor-grace-period; Kubernetes' default is 50 s)
+    rather than 50. Each kubelet renews its lease every quarter of the lease's duration, set to
+    `seconds` too: a live node renews four times within the grace period (Kubernetes' own: a 40 s
+    lease renewed every 10 s, five times in 50 s)."""
+    grace = ("kind: ClusterConfiguration\ncontrollerManager:\n  extraArgs:\n"
+             f'    node-monitor-grace-period: "{seconds}s"\n')
+    return [grace, f"kind: KubeletConfiguration\nnodeLeaseDurationSeconds: {seconds}\n"]
+
+
+def with_node_loss(config: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """`config` (a copy) with node_loss_patches first: the team's own patches, applied after, win."""
+    config = copy.deepcopy(config)
+    config["kubeadmConfigPatches"] = [*node_loss_patches(seconds), *(config.get("kubeadmConfigPatches") or [])]
+    return config
+
+
 def render_config(name: str, *, source: Path | None = None, nodes: int = 1, node_ports: Sequence[int] = (),
-                  host_ports: Mapping[int, int] | None = None, mirror: RegistryMirror | None = None) -> RenderedConfig:
+                  host_ports: Mapping[int, int] | None = None, mirror: RegistryMirror | None = None,
+                  node_lost_seconds: int | None = None) -> RenderedConfig:
     """The team's kind config (`source`, else one control plane) made fit for stageproof, written
     into the cluster's cache dir: API server and `node_ports` on 127.0.0.1 only (free host ports
-    unless `host_ports` names them), `nodes - 1` workers when the file lists none, and the
-    registry `mirror` in every node's containerd."""
+    unless `host_ports` names them), `nodes - 1` workers when the file lists none, the registry
+    `mirror` in every node's containerd, and a node lost after `node_lost_seconds` of silence."""
     chosen = {port: (host_ports or {}).get(port) or free_port() for port in node_ports}
     config = with_overrides(load_config(source), nodes=nodes, host_ports=chosen)
+    if node_lost_seconds is not None:
+        config = with_node_loss(config, node_lost_seconds)
     if mirror is not None:
         config = with_mirror(config, mirror.write_hosts(cache_dir("kind", name) / "certs.d"))
     path = cache_dir("kind", name) / "kind.yaml"

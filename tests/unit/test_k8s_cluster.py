@@ -102,6 +102,24 @@ def test_the_teams_config_is_kept_with_only_stageproofs_overrides(tmp_path: Path
         {"containerPort": 30080, "hostPort": 18080, "listenAddress": "127.0.0.1", "protocol": "TCP"}]
 
 
+def test_a_silent_node_is_called_lost_sooner_and_the_teams_own_patches_still_win(tmp_path: Path) -> None:
+    """node_lost_seconds: the controller manager's grace period and the kubelets' lease, before the
+    team's own kubeadm patches (applied after them, so theirs win); None leaves Kubernetes' defaults."""
+    theirs = "kind: ClusterConfiguration\ncontrollerManager:\n  extraArgs:\n    node-monitor-grace-period: 30s\n"
+    source = tmp_path / "kind.yaml"
+    source.write_text(yaml.safe_dump({"kind": "Cluster", "kubeadmConfigPatches": [theirs]}))
+    patches = written(render_config("c6", source=source, node_lost_seconds=20).path)["kubeadmConfigPatches"]
+    assert [yaml.safe_load(patch) for patch in patches] == [
+        {"kind": "ClusterConfiguration", "controllerManager": {"extraArgs": {"node-monitor-grace-period": "20s"}}},
+        {"kind": "KubeletConfiguration", "nodeLeaseDurationSeconds": 20},
+        yaml.safe_load(theirs)]
+    assert "kubeadmConfigPatches" not in written(render_config("c7").path)
+    assert SPEC.node_lost_seconds == 20
+    with pytest.raises(ValueError, match="node_lost_seconds: 5 s would call a busy node lost"):
+        K8sSettings.model_validate({"manifests": "stages/k8s/overlays/kind", "node_lost_seconds": 5},
+                                   context={"root": ROOT})
+
+
 def test_a_file_that_is_not_a_kind_config_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "kind.yaml"
     source.write_text("apiVersion: v1\nkind: ConfigMap\n")

@@ -56,7 +56,8 @@ class KindProvider(ClusterProvider):
             if not self._reusable(self._cluster, self._fit):
                 self._cluster.config = kind_config.render_config(
                     self.spec.cluster, source=self.spec.kind_config, nodes=self.spec.nodes,
-                    node_ports=[self.spec.node_port, self.spec.ingress_node_port], mirror=self._mirror()).path
+                    node_ports=[self.spec.node_port, self.spec.ingress_node_port], mirror=self._mirror(),
+                    node_lost_seconds=self.spec.node_lost_seconds or None).path
                 self.timings["cluster create"] = self._cluster.create()
             else:
                 self.timings["cluster reused"] = 0.0
@@ -166,7 +167,8 @@ class KindProvider(ClusterProvider):
         image = run(["docker", "image", "inspect", "--format", "{{.Id}}", node_image], check=False).stdout.strip()
         spec = self.spec
         return recipe_hash("kind-fit-v1", image or node_image, str(spec.nodes), str(spec.node_port),
-                           str(spec.ingress_node_port), *([spec.kind_config] if spec.kind_config else []))
+                           str(spec.ingress_node_port), *([spec.kind_config] if spec.kind_config else []),
+                           *([f"node-lost-{spec.node_lost_seconds}"] if spec.node_lost_seconds else []))
 
     def _drop_namespace(self, cluster: kind.KindCluster) -> None:
         """The run's namespace goes (not waited for): a kept cluster holds no run's pods busy."""
@@ -182,14 +184,16 @@ class KindProvider(ClusterProvider):
         if there and not cluster.ours:
             raise StageUnavailable(f"kind cluster {cluster.name!r} exists but was not made by stageproof (no "
                                    f"{cluster.kubeconfig}): delete it or set stages.k8s.cluster to another name")
-        if there and cluster.kept and cluster.kubeconfig.exists():
-            if cluster.kept_fit() == fit:
-                say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
-                return True
+        kept = there and cluster.kept and cluster.kubeconfig.exists()
+        if kept and cluster.kept_fit() == fit:
+            say(f"[stageproof] k8s: reusing kind cluster {cluster.name} (kept by an earlier run)")
+            return True
+        if kept:
             say(f"[stageproof] k8s: kind cluster {cluster.name} was kept from another node image or kind config: "
                 "made anew")
         if there or cluster.ours or _leftover_network(cluster.network):
-            say(f"[stageproof] k8s: removing what a killed run left of kind cluster {cluster.name}")
+            if not kept:
+                say(f"[stageproof] k8s: removing what a killed run left of kind cluster {cluster.name}")
             cluster.created = True  # ours, and its owner is gone
             cluster.delete()
         return False
