@@ -25,6 +25,8 @@ CONFIGS = ("stageproof.toml", "examples/guestbook/stageproof.toml", "examples/no
            "tests/fixtures/two-tier/stageproof.toml")
 
 PYTHON = "3.11"
+#: every CI pytest prints its slowest steps: where a session's minutes go, for the speed work
+DURATIONS = ("--durations=15", "--durations-min=5")
 
 
 def _install(session: nox.Session) -> None:
@@ -35,7 +37,7 @@ def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None
     """The one way sessions run pytest: a JSON summary per session, posargs last. On Ctrl-C nox
     would SIGKILL pytest half a second later, mid-teardown: wait for the teardown instead."""
     _install(session)
-    session.run("pytest", *paths, f"--stageproof-report=reports/{session.name}.json", *session.posargs,
+    session.run("pytest", *paths, f"--stageproof-report=reports/{session.name}.json", *DURATIONS, *session.posargs,
                 env=env, interrupt_timeout=None)
 
 
@@ -167,7 +169,7 @@ def external(session: nox.Session) -> None:
     whatever happens (`$STAGEPROOF_EXTERNAL_CLUSTER` names it)."""
     _install(session)
     session.run("pytest", "tests/registry", f"--stageproof-report=reports/{session.name}-registry.json",
-                *session.posargs, interrupt_timeout=None)
+                *DURATIONS, *session.posargs, interrupt_timeout=None)
     state = Path(session.create_tmp()).resolve() / "external-cluster"
     name = os.environ.get("STAGEPROOF_EXTERNAL_CLUSTER", "stageproof-external")
     script = ["bash", "scripts/external-cluster.sh"]
@@ -184,7 +186,7 @@ def external(session: nox.Session) -> None:
         # withheld there and the rest of it runs on stageproof's own cluster (the CI budget is real)
         session.run("pytest", "tests/k8s/test_k8s_contract.py", "tests/k8s/test_k8s_shared_checks.py",
                     "tests/k8s/test_k8s_checks.py",
-                    f"--stageproof-report=reports/{session.name}.json", *session.posargs, env=env,
+                    f"--stageproof-report=reports/{session.name}.json", *DURATIONS, *session.posargs, env=env,
                     interrupt_timeout=None)
         session.run("stageproof", "down", "--all", env=env)
         session.run("python", "-m", "tests.support.snapshot", "check", before, env=env)
@@ -225,7 +227,7 @@ def examples(session: nox.Session, example: str) -> None:
     stages = [arg for arg in session.posargs if not arg.startswith("-")] or list(applicable)
     for stage in stages:
         session.run("stageproof", "--config", config, "test", "--stage", stage, "--",
-                    f"--stageproof-report=reports/{example}-{stage}.json", env=SHARED_CLUSTER,
+                    f"--stageproof-report=reports/{example}-{stage}.json", *DURATIONS, env=SHARED_CLUSTER,
                     interrupt_timeout=None)
 
 
