@@ -118,6 +118,15 @@ def gone(name: str) -> Callable[[View], None]:
     return check
 
 
+def empty(what: str) -> Callable[[View], None]:
+    """Nothing is left in the view (e.g. a namespace's pods)."""
+    def check(view: View) -> None:
+        if view:
+            raise NotYet(f"{what} still there: {sorted(view)}")
+
+    return check
+
+
 def pods_replaced(old_uid: str, count: int, what: str) -> Callable[[View], list[Any]]:
     """The pod `old_uid` is gone and `count` pods are Ready again, none terminating: a deleted pod
     was re-created (same name by a StatefulSet, a new name by a Deployment)."""

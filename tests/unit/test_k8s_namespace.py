@@ -26,9 +26,29 @@ class Core:
         self.calls.append("namespace")
         self.terminating = True
 
+    def delete_collection_namespaced_persistent_volume_claim(self, name: str, **options: Any) -> None:
+        self.calls.append("claims")
+
+    def list_namespaced_pod(self, **selectors: Any) -> None:
+        """Only handed to watch_until (faked in the test that waits)."""
+
+    def list_namespace(self, **selectors: Any) -> None:
+        """Only handed to watch_until (faked in the test that waits)."""
+
 
 def test_the_namespace_goes_before_its_pods_so_none_comes_back_with_its_grace_period() -> None:
     core = Core()
     namespace.delete(SimpleNamespace(core=core), "stageproof", wait=False, timeout=1)  # type: ignore[arg-type]
     assert core.calls == ["namespace", "pods grace=0"]
     assert core.recreated_with_grace == 0
+
+
+def test_with_wait_the_claims_go_once_no_pod_holds_them_then_the_namespace_is_waited_for(
+        monkeypatch: Any) -> None:
+    """A claim deleted while its pod is still there keeps its pvc-protection finalizer, and the
+    namespace controller comes back for it only seconds later: pods gone first, then the claims."""
+    core = Core()
+    monkeypatch.setattr(namespace, "watch_until", lambda *args, what, **kwargs: core.calls.append(f"wait: {what}"))
+    namespace.delete(SimpleNamespace(core=core), "stageproof", wait=True, timeout=1)  # type: ignore[arg-type]
+    assert core.calls == ["namespace", "pods grace=0", "wait: the pods of namespace stageproof to be deleted",
+                          "claims", "wait: namespace stageproof to be deleted"]
