@@ -208,6 +208,15 @@ def kind_node(session: nox.Session) -> None:
     session.run("stageproof", "images", "kind-node", *session.posargs)
 
 
+@nox.session(name="cluster-images", python=PYTHON, tags=["images"])
+def cluster_images(session: nox.Session) -> None:
+    """Build (or find cached) what the k8s stage boots: the kind node image with the add-ons in it,
+    and Helm. CI starts it in the background at the lowest priority while the first sessions run
+    (.ci/run); the k8s session then waits on the build's lock instead of building again."""
+    _install(session)
+    session.run("stageproof", "images", "cluster", *session.posargs)
+
+
 #: apps that are not ours -> (their config, the stages CI runs); two-tier is a team's first hour.
 #: CI's budget is real: the guestbook's k8s stage (plain manifests on MySQL, as the reference app's)
 #: and two-tier's compose stage (tests/compose runs it for real) run on request: `nox -s examples -- k8s`

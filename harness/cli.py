@@ -148,6 +148,13 @@ def cmd_images(settings: Settings, args: argparse.Namespace) -> int:
 
         print(ensure_kind_node_image(force=args.force))
         return 0
+    if args.what == "cluster":
+        from harness.images.kind_node_preload import ensure_cluster_node_image
+        from harness.images.tools import ensure_helm
+
+        print(f"node image: {ensure_cluster_node_image()}")  # what a bring-up waits for first
+        print(f"helm: {ensure_helm()}")
+        return 0
     if args.what == "push":
         from harness.images.push import push_built
 
@@ -193,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("second", type=Path, help="the recording held to it")
     diff.set_defaults(func=cmd_diff, needs_config=False)
     images = sub.add_parser("images", help="build the images the stages need (cached); push: to [images] registry")
-    images.add_argument("what", choices=["build", "kind-node", "push"])
+    images.add_argument("what", choices=["build", "kind-node", "cluster", "push"],
+                        help="cluster: the kind node image with the add-ons in it, and Helm (what k8s builds)")
     images.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
     images.add_argument("--with-kind-node", action="store_true",
                         help="push: also our kind node image (a stand-in for kindest/node)")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.config import environment
@@ -32,3 +36,21 @@ def recipe_hash(*inputs: str | Path, length: int = 12) -> str:
             name = file.relative_to(item).as_posix() if item.is_dir() else file.name
             digest.update(b"f:" + name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:length]
+
+
+@contextmanager
+def build_lock(name: str, *, what: str, say: Callable[[str], None] = print) -> Iterator[None]:
+    """One build of `what` at a time per cache, across processes (CI's background prebuild and a
+    k8s stage may ask together). Waiting is said once, so a quiet minute is never a mystery."""
+    with (cache_dir(name) / ".build.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            say(f"waiting for another process's build of {what} (lock {handle.name}) ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            say(f"the other build of {what} ended after {time.monotonic() - started:.1f}s of waiting")
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -9,17 +9,14 @@ Never`, so a missing image fails loudly instead of trying a registry.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.cache import cache_dir, recipe_hash
+from harness.core.cache import build_lock, cache_dir, recipe_hash
 from harness.core.run import run
 from harness.errors import ConfigError, StageproofError
 from harness.images import say, step
@@ -83,7 +80,7 @@ def ensure_addon_images(*, force: bool = False) -> dict[str, str]:
     """
     require_docker()
     gov = go_version()
-    with _build_lock():
+    with build_lock("addons", what="the cluster add-ons", say=say):
         return {addon.name: _ensure_image(addon, gov, force=force) for addon in ADDONS}
 
 
@@ -103,16 +100,6 @@ def addon_manifests(*, ingress_node_port: int) -> str:
         docs.append(text.strip() + "\n")
     return "---\n".join(docs)
 
-
-@contextmanager
-def _build_lock() -> Iterator[None]:
-    """One build at a time per cache (two stages may ask for the add-ons together)."""
-    with (cache_dir("addons") / ".build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _ensure_image(addon: Addon, gov: str, *, force: bool) -> str:

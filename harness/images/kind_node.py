@@ -9,17 +9,15 @@ nothing changed only inspects one image label.
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from harness.core.cache import cache_dir, recipe_hash
+from harness.core.cache import build_lock, recipe_hash
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.errors import StageUnavailable
@@ -48,19 +46,15 @@ def ensure_kind_node_image(*, force: bool = False) -> str:
     v = load_versions()
     ensure_docker()
     ensure_kind_cli(v)
-    with _build_lock():
+    with node_build_lock():
         return _ensure_node_image(v, force=force, started=started)
 
 
-@contextmanager
-def _build_lock() -> Iterator[None]:
-    """One build at a time per cache (a k8s stage and the node checks may start together)."""
-    with (cache_dir("kind-node") / ".build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+def node_build_lock() -> AbstractContextManager[None]:
+    """One node image build at a time per cache (a k8s stage, the node checks and CI's background
+    prebuild may start together)."""
+    return build_lock("kind-node", what="the kind node image", say=note)
 
 
 def _ensure_node_image(v: Versions, *, force: bool, started: float) -> str:

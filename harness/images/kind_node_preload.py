@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from harness.core.cache import recipe_hash
 from harness.errors import StageUnavailable
 from harness.images.docker import image_id, image_is_current
-from harness.images.kind_node import _build_lock, assemble_node, ensure_kind_node_image
+from harness.images.kind_node import assemble_node, ensure_kind_node_image, node_build_lock
 from harness.images.kind_node_recipe import NODE_IMAGE_REPO, load_versions, note, step
 
 
@@ -39,7 +39,15 @@ def ensure_node_image_with(images: Sequence[str], *, base: str | None = None) ->
     if image_is_current(tag, recipe):
         note(f"{tag} is current: {base} with {', '.join(ids)}")
         return tag
-    with _build_lock(), step("node-preload", f"import {len(ids)} images into {base}, commit {tag}"):
+    with node_build_lock(), step("node-preload", f"import {len(ids)} images into {base}, commit {tag}"):
         if not image_is_current(tag, recipe):  # another run may have built it while we waited
             assemble_node(base, list(ids), tag, recipe)
     return tag
+
+
+def ensure_cluster_node_image() -> str:
+    """The node image a kind cluster of ours boots with no registry: ours, with the add-ons already
+    in its containerd (so a run loads only the app). `stageproof images cluster` builds it ahead."""
+    from harness.images.addons import ensure_addon_images  # heavy: only when a cluster is wanted
+
+    return ensure_node_image_with(list(ensure_addon_images().values()), base=ensure_kind_node_image())

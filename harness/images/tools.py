@@ -8,14 +8,11 @@ takes an executable, v4's takes only the name of an installed post-renderer plug
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from harness.core.cache import cache_dir, recipe_hash
+from harness.core.cache import build_lock, cache_dir, recipe_hash
 from harness.core.run import run
-from harness.images import step
+from harness.images import say, step
 from harness.images.gobuild import cached_build
 from harness.images.kind_node_go import GO_ENV, go_version
 
@@ -52,17 +49,6 @@ def ensure_helm() -> Path:
         run(["go", "build", "-trimpath", f"-ldflags={helm_ldflags()}", "-o", str(tmp / "helm"), HELM_PACKAGE],
             cwd=HELM_RECIPE, env=GO_ENV)
 
-    with _build_lock(), step(f"go build Helm {HELM_VERSION}"):
+    with build_lock("tools", what=f"Helm {HELM_VERSION}", say=say), step(f"go build Helm {HELM_VERSION}"):
         out = cached_build(cache_dir("tools", "bin", f"helm-{key}"), key, ["helm"], build)
     return out / "helm"
-
-
-@contextmanager
-def _build_lock() -> Iterator[None]:
-    """One build at a time: two runs building into the same `.partial` folder would clobber it."""
-    with (cache_dir("tools") / ".helm-build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

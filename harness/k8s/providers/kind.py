@@ -134,7 +134,6 @@ class KindProvider(ClusterProvider):
         """Ours, built from source, when no registry answers; in registry mode pulled from `[images]
         registry` (our node image pushed there as a stand-in for kindest/node); else kind's default ("")."""
         from harness.images.build import use_airgap
-        from harness.images.kind_node import ensure_kind_node_image
 
         if (registry := registry_mode(self.settings)) is not None:
             from harness.images.kind_node_recipe import load_versions
@@ -143,11 +142,10 @@ class KindProvider(ClusterProvider):
             return f"{registry}/{kind_node_name(load_versions().kubernetes)}"  # Docker on this machine pulls it
         if self.settings.images is not None and not use_airgap(self.settings.images):
             return ""
-        from harness.images.kind_node_preload import ensure_node_image_with
-        from harness.k8s import addons
+        from harness.images.kind_node_preload import ensure_cluster_node_image
 
         started = time.monotonic()
-        image = ensure_node_image_with(addons.images(), base=ensure_kind_node_image())  # the add-ons go in once
+        image = ensure_cluster_node_image()  # the add-ons go in once
         self.timings["kind node image (build or cache)"] = time.monotonic() - started
         return image
 
