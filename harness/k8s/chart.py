@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.config import K8sSettings, Settings
+from harness.core import goyaml
 from harness.core.cache import cache_dir
 from harness.core.run import run
 from harness.errors import ConfigError
@@ -73,7 +72,7 @@ class ChartRelease:
         self.hooks = []
         for _, doc in documents(text):
             (self.hooks if HOOK in (doc.get("metadata", {}).get("annotations") or {}) else docs).append(doc)
-        body = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in docs)
+        body = "---\n".join(goyaml.dump(doc, sort_keys=False) for doc in docs)
         return Rendered(self.spec.chart or self.chart, body, tuple(docs))
 
     def hook_images(self, app_name: str | None) -> set[str]:

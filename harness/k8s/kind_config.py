@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from harness.core import goyaml
 from harness.core.cache import cache_dir
 from harness.core.net import LOOPBACK, free_port
 from harness.errors import ConfigError
@@ -116,7 +117,7 @@ def render_config(name: str, *, source: Path | None = None, nodes: int = 1, node
     if mirror is not None:
         config = with_mirror(config, mirror.write_hosts(cache_dir("kind", name) / "certs.d"))
     path = cache_dir("kind", name) / "kind.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(goyaml.dump(config, sort_keys=False))
     return RenderedConfig(path, chosen)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from harness.config import K8sSettings, Settings
+from harness.core import goyaml
 from harness.core.ownership import RUN_LABEL
 from harness.core.run import run
 from harness.errors import ConfigError
@@ -226,7 +227,7 @@ def _kustomization(**fields: Any) -> Doc:
 
 
 def _write(path: Path, data: Doc) -> None:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(goyaml.dump(data, sort_keys=False))
 
 
 def _has_objects(path: Path) -> bool:

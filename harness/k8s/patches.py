@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from harness.config import K8sSettings, Settings
+from harness.core import goyaml
 from harness.errors import ConfigError
 from harness.k8s import disruption
 from harness.k8s.web_env import k8s_spec, web_env
@@ -42,7 +41,7 @@ def pull_policy_patches(theirs: Rendered) -> list[Doc]:
         ops = [{"op": "add", "path": f"{pointer}/imagePullPolicy", "value": "IfNotPresent"}
                for pointer, _, _ in _containers(doc)]
         if ops:
-            patches.append({"target": _target(doc), "patch": yaml.safe_dump(ops)})
+            patches.append({"target": _target(doc), "patch": goyaml.dump(ops)})
     return patches
 
 
@@ -51,7 +50,7 @@ def deletions(theirs: Rendered, *, jobs: bool = False) -> list[Doc]:
     `jobs`, their Jobs too: a later release must not re-apply a Job (its template is immutable,
     and its run is over), and `kubectl apply` leaves the live one alone."""
     kinds = ("Namespace", "Job") if jobs else ("Namespace",)
-    return [{"target": _target(doc), "patch": yaml.safe_dump({"$patch": "delete", "apiVersion": doc["apiVersion"],
+    return [{"target": _target(doc), "patch": goyaml.dump({"$patch": "delete", "apiVersion": doc["apiVersion"],
                                                                "kind": doc["kind"], "metadata": {"name": _name(doc)}})}
             for doc in theirs.docs if doc.get("kind") in kinds]
 
@@ -71,7 +70,7 @@ def node_port_patch(theirs: Rendered, spec: K8sSettings) -> Doc:
                               f"{_name(other)!r}: choose another")
     ops = [{"op": "add", "path": "/spec/type", "value": "NodePort"},
            {"op": "add", "path": "/spec/ports/0/nodePort", "value": spec.node_port}]
-    return {"target": _target(service), "patch": yaml.safe_dump(ops)}
+    return {"target": _target(service), "patch": goyaml.dump(ops)}
 
 
 def ingress(theirs: Rendered, spec: K8sSettings, ingress_class: str) -> Doc:
@@ -102,7 +101,7 @@ def release_patch(theirs: Rendered, settings: Settings, release: str) -> Doc:
     patch = {"apiVersion": web["apiVersion"], "kind": "Deployment", "metadata": {"name": spec.deployment},
              "spec": {"template": {"metadata": {"annotations": {RELEASE_ANNOTATION: release}},
                                    **({"spec": pod_spec} if pod_spec else {})}}}
-    return {"target": _target(web), "patch": yaml.safe_dump(patch, sort_keys=False)}
+    return {"target": _target(web), "patch": goyaml.dump(patch, sort_keys=False)}
 
 
 def needs_budget(theirs: Rendered, spec: K8sSettings) -> bool:
@@ -120,7 +119,7 @@ def web_disruption_patches(theirs: Rendered, spec: K8sSettings, broken_deadline:
     ops = disruption.eviction_ops(web, spec.eviction_seconds)
     if broken_deadline is not None:
         ops += disruption.broken_ops(broken_deadline)
-    return [{"target": _target(web), "patch": yaml.safe_dump(ops)}] if ops else []
+    return [{"target": _target(web), "patch": goyaml.dump(ops)}] if ops else []
 
 
 # -- pieces ------------------------------------------------------------------------------------

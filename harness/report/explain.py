@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from harness.core import goyaml
 from harness.report.manifest_rules import blocking_spread, has_budget, max_unavailable
 
 Doc = dict[str, Any]
@@ -235,18 +234,18 @@ def render_patch(web: Doc, changes: list[tuple[str, Doc]], values: Mapping[str, 
         changes = [(cause, change) for cause, change in changes if not (cause in HELM_KEYS and
                                                                         HELM_KEYS[cause][0] in values)]
         if helm:
-            parts.append("# Helm values (helm upgrade -f this.yaml):\n" + yaml.safe_dump(helm, sort_keys=False))
+            parts.append("# Helm values (helm upgrade -f this.yaml):\n" + goyaml.dump(helm, sort_keys=False))
     merged: Doc = {}
     for _, change in changes:
         if "__resource__" in change:
             parts.append("# a new object (add it to your manifests / kustomization resources):\n"
-                         + yaml.safe_dump(change["__resource__"], sort_keys=False))
+                         + goyaml.dump(change["__resource__"], sort_keys=False))
         else:
             _merge(merged, change)
     if merged:
         head = {"apiVersion": web.get("apiVersion", "apps/v1"), "kind": "Deployment", "metadata": {"name": _name(web)}}
         parts.append(f"# kustomize strategic-merge patch of {_obj(web)} (kustomization.yaml: patches: - path: ...):\n"
-                     + yaml.safe_dump({**head, **merged}, sort_keys=False))
+                     + goyaml.dump({**head, **merged}, sort_keys=False))
     return "---\n".join(parts)
 
 

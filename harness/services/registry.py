@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 
 import requests
-import yaml
 
+from harness.core import goyaml
 from harness.core.net import LOOPBACK, free_port
 from harness.core.process import ManagedProcess
 from harness.core.run import run
@@ -77,7 +77,7 @@ class LocalRegistry:
         htpasswd = self._write_htpasswd()
         for address in addresses:
             config = self.root / f"config-{address}.yml"
-            config.write_text(yaml.safe_dump(self._config(address, htpasswd)))
+            config.write_text(goyaml.dump(self._config(address, htpasswd)))
             self._processes.append(ManagedProcess(f"registry {address}:{self.port}", [BINARY, "serve", str(config)],
                                                   log_path=self.root / f"registry-{address}.log").start())
             wait_until(self._answers(address), what=f"the registry on {address}:{self.port}", timeout=30,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from harness.config import Healthcheck, image_engine
+from harness.core.goyaml import GoSafeDumper
 from harness.errors import ConfigError
 
 RESET = "!reset"
@@ -205,8 +206,9 @@ def escaped(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    """Writes `Tagged` values as compose's `!reset null` / `!override [...]`, and no aliases."""
+class _Dumper(GoSafeDumper):
+    """Writes `Tagged` values as compose's `!reset null` / `!override [...]`, and no aliases; strings that
+    Compose's YAML 1.2 decoder would read as numbers are quoted (harness.core.goyaml)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
