@@ -54,21 +54,24 @@ def stageproof_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "harness.cli"]
 
 
-def _default_sigint() -> None:
-    """In the child: a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _default_signals() -> None:
+    """In the child: the signals at their default action, as in a terminal's session. A shell's
+    background job inherits SIGINT ignored, and a CI job started under `nohup` SIGHUP: a cut with
+    either would then stop nothing (a SIGHUP case once failed so, 'still running 120s')."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def spawn(command: str, *, cwd: Path, log: Path | None = None,
           env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`sh -c command` leading a new session and process group, SIGINT at its default action;
+    """`sh -c command` leading a new session and process group, its signals at their default action;
     `env` is added to this process's environment."""
     env = {**os.environ, **(env or {}), AUDITED_ENV: "1", "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(log.open("ab")) if log is not None else subprocess.DEVNULL
         return subprocess.Popen(["sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_default_sigint)
+                                preexec_fn=_default_signals)
 
 
 def run_id_of(proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT) -> str:
