@@ -44,6 +44,8 @@ BEGIN_TIMEOUT = 120.0  # until its first folder or container exists
 STOP_TIMEOUT = 120.0  # until its whole process group is gone (compose down of a half-up project)
 CONTAINER_STAGES = frozenset({"docker", "compose"})
 CLOSED_STDOUT = "closed-stdout"
+#: pytest's closing line ("==== 21 passed, 21 skipped in 7.50s ===="): the run reached its end
+FINISHED = re.compile(r"^=+ .* in [0-9.]+s(?: \([0-9:]+\))? =+$", re.MULTILINE)
 DOCKER_LISTINGS = (("container", ["ps", "--all"], "{{.Names}}"), ("network", ["network", "ls"], "{{.Name}}"),
                    ("volume", ["volume", "ls"], "{{.Name}}"))
 
@@ -265,6 +267,7 @@ def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, with
         watch.before_cut()
         _cut(proc, trigger)
         stopped_in = wait_group_gone(proc)
+        cut_short(log, trigger)
         left = (*leftovers(run_id, groups), *watch.left())
         return AuditResult(stage, trigger, run_id, cut_after, stopped_in, tuple(left), watch.moment)
     finally:
@@ -273,6 +276,15 @@ def audit(stage: str, trigger: str, *, root: Path, config: Path, log: Path, with
             purge(run_id, groups)
         if watch.left():
             watch.purge()
+
+
+def cut_short(log: Path, trigger: str) -> None:
+    """AssertionError if the run went on to its end, undisturbed by `trigger`: then it had the
+    signal ignored (a `nohup` CI job, a shell's background job) and its 0 leftovers prove nothing.
+    A cut run's tee dies with its group, so its log has no closing line."""
+    text = log.read_text(errors="replace")
+    if FINISHED.search(text) and "KeyboardInterrupt" not in text:
+        raise AssertionError(f"the cut ({trigger}) stopped nothing: the run finished on its own\n{log_tail(log)}")
 
 
 def interrupt_audit(*stages: str, triggers: Sequence[str] = ("SIGINT", "SIGTERM"),
