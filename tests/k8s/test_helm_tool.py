@@ -1,6 +1,7 @@
 """Helm itself, built here (harness.images.tools), driving the tiny chart (tests/fixtures/charts/tiny):
-`helm template` through the post-renderer (no cluster), then a real 1-node kind cluster: install
-with a pre-install hook, upgrade, rollback, `helm test` passing and failing, uninstall.
+`helm template` through the post-renderer (no cluster), then a real kind cluster (the k8s session's
+plain one, shared with the node image's checks): install with a pre-install hook, upgrade,
+rollback, `helm test` passing and failing, uninstall.
 
 The overlay here adds a label and retags the image (tiny:1 -> tiny:2); hooks show what Helm 3
 does NOT post-render: the pre-install Job and the test Pod keep the chart's image and labels.
@@ -18,27 +19,22 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from harness.core.cache import cache_dir
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
-from harness.images.docker import image_id
-from harness.images.kind_node import ensure_kind_node_image
 from harness.images.kind_node_images import ensure_toolbox
 from harness.images.kind_node_recipe import load_versions
 from harness.images.tools import ensure_helm
 from harness.k8s.helm import Helm, HelmFailed
 from harness.k8s.helm_chart import documents, missing_kinds, served_kinds
-from harness.k8s.kind import KindCluster
 from harness.k8s.postrender import post_renderer
-from harness.lifecycle import in_ci
+from tests.support.plain_cluster import PlainCluster
 
 pytestmark = pytest.mark.slow
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "charts" / "tiny"
-CLUSTER = "helm-helper"
-NODE_IMAGE = "stageproof/kind-node:v1.34.4"
 APP = "helm-helper/tiny"
 NAMESPACE = "team"
 RELEASE = "tiny"
@@ -152,13 +148,12 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(helm_binary: Path, kubectl: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    if image_id(NODE_IMAGE) is None:
-        if not in_ci():
-            pytest.skip(f"{NODE_IMAGE} is not built here (stageproof images kind-node builds it)")
-        ensure_kind_node_image()
+def live(helm_binary: Path, kubectl: str, shared_plain_cluster: PlainCluster,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The session's plain cluster (tests/support/plain_cluster.py, shared with the node image's
+    checks), with the tiny chart's images loaded and a namespace of its own, deleted afterwards."""
     tmp = tmp_path_factory.mktemp("helm-live")
-    cluster = KindCluster(CLUSTER, NODE_IMAGE)
+    cluster = shared_plain_cluster
     try:
         with step("tiny image build + tag"):
             (tmp / "image").mkdir()
@@ -167,21 +162,17 @@ def live(helm_binary: Path, kubectl: str, tmp_path_factory: pytest.TempPathFacto
             (tmp / "image" / "Dockerfile").write_text(f"FROM {toolbox}\nRUN echo tiny > /tiny\n")
             run(["docker", "build", "-q", "-t", f"{APP}:1", str(tmp / "image")], timeout=300)
             run(["docker", "tag", f"{APP}:1", f"{APP}:2"])
-        with step("kind create cluster (1 node, --wait 5m)"):
-            cluster.create()
         with step("kind load docker-image"):
-            cluster.load_images([f"{APP}:1", f"{APP}:2"])
-        api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
-        core = client.CoreV1Api(api_client)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+            cluster.kind.load_images([f"{APP}:1", f"{APP}:2"])
+        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
             name=NAMESPACE, labels={RUN_LABEL: "run0001"})))
-        helm = Helm(helm_binary, cluster.kubeconfig, NAMESPACE, home=tmp / "home")
+        helm = Helm(helm_binary, cluster.kind.kubeconfig, NAMESPACE, home=tmp / "home")
         overlay = write_overlay(tmp / "overlay")
-        yield Live(helm, core, client.BatchV1Api(api_client), api_client, overlay,
+        yield Live(helm, cluster.core, client.BatchV1Api(cluster.api_client), cluster.api_client, overlay,
                    post_renderer(overlay, [kubectl]))
     finally:
-        with step("kind delete cluster"):
-            cluster.delete()
+        with step("delete namespace team"):
+            cluster.core.delete_namespace(NAMESPACE, propagation_policy="Foreground")
         for tag in ("1", "2"):
             run(["docker", "image", "rm", f"{APP}:{tag}"], check=False)
         print("[helm] step times: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMES.items()))

@@ -1,7 +1,8 @@
 """A kind cluster from our air-gapped node image works (issue 4).
 
-One cluster for the module, created from `stageproof/kind-node:<version>` with the default kind
-config that `render_config` writes: node Ready, DNS, ClusterIP, a PVC on `standard`,
+The session's plain cluster (tests/support/plain_cluster.py, shared with the Helm tool's checks),
+created from `stageproof/kind-node:<version>` with the default kind config that `render_config`
+writes: node Ready, DNS, ClusterIP, a PVC on `standard`,
 port-forward, a NodePort published on 127.0.0.1, and a delete that leaves nothing behind. Test
 pods run the Debian toolbox image that is already in the node (nothing can be pulled).
 STAGEPROOF_KIND_WORKERS=2 adds worker nodes.
@@ -9,31 +10,23 @@ STAGEPROOF_KIND_WORKERS=2 adds worker nodes.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from harness.core.net import LOOPBACK, free_port
 from harness.core.process import ManagedProcess
 from harness.core.run import run
 from harness.core.wait import NotYet, wait_for_http, wait_until
-from harness.errors import StageUnavailable
-from harness.images.kind_node import ensure_kind_node_image
 from harness.images.kind_node_images import ensure_toolbox
 from harness.images.kind_node_recipe import load_versions
-from harness.k8s.kind import KindCluster
-from harness.k8s.kind_config import RenderedConfig, render_config
-from harness.lifecycle import in_ci
+from tests.support.plain_cluster import CHECK_NODE_PORT, PlainCluster
 
 pytestmark = pytest.mark.slow
 
 NAMESPACE = "nodecheck"
-CHECK_NODE_PORT = 30081  # published on 127.0.0.1 by the cluster's kind config
 SERVER = """
 import http.server, socket
 class Hello(http.server.BaseHTTPRequestHandler):
@@ -47,41 +40,14 @@ http.server.ThreadingHTTPServer(("", 8080), Hello).serve_forever()
 """
 
 
-@dataclass
-class Cluster:
-    kind: KindCluster
-    ports: RenderedConfig
-    core: client.CoreV1Api
-    image: str
+Cluster = PlainCluster
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    try:
-        image = ensure_kind_node_image()
-    except StageUnavailable as err:
-        if in_ci():
-            raise
-        pytest.skip(f"kind node image cannot be built here: {err}")
-    name = f"sp-node-{uuid.uuid4().hex[:6]}"
-    ports = render_config(name, nodes=1 + int(os.environ.get("STAGEPROOF_KIND_WORKERS", "0")),
-                          node_ports=[CHECK_NODE_PORT])
-    kind = KindCluster(name, image, ports.path)
-    try:
-        started = time.monotonic()
-        seconds = kind.create()
-        print(f"[kind-node] kind create cluster {name} --wait: {seconds:.1f}s (control plane Ready)")
-        core = client.CoreV1Api(config.new_client_from_config(config_file=str(kind.kubeconfig)))
-        wait_until(lambda: _all_nodes_ready(core), what="every node Ready", timeout=180, diagnostics=kind.logs)
-        print(f"[kind-node] all nodes Ready {time.monotonic() - started:.1f}s after create started")
-        # "Ready" nodes are not a ready cluster: CoreDNS and kube-proxy may lag them.
-        wait_until(lambda: _cluster_dns_ready(core), what="CoreDNS endpoints and kube-proxy on every node",
-                   timeout=180, diagnostics=kind.logs)
-        print(f"[kind-node] cluster DNS ready {time.monotonic() - started:.1f}s after create started")
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-        yield Cluster(kind, ports, core, load_versions().toolbox_image)
-    finally:
-        kind.delete()
+def cluster(shared_plain_cluster: PlainCluster) -> PlainCluster:
+    """The session's plain cluster (tests/support/plain_cluster.py), with this module's namespace."""
+    shared_plain_cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    return shared_plain_cluster
 
 
 @pytest.fixture(scope="module")
@@ -104,21 +70,6 @@ def web(cluster: Cluster) -> str:
     wait_until(lambda: _ready(cluster.core, "web"), what="pod web to be Ready", timeout=120,
                diagnostics=lambda: _describe(cluster.core, "web"))
     return "web"
-
-
-def _all_nodes_ready(core: client.CoreV1Api) -> None:
-    for node in core.list_node().items:
-        if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
-            raise NotYet(f"node {node.metadata.name} not Ready")
-
-
-def _cluster_dns_ready(core: client.CoreV1Api) -> None:
-    endpoints = core.read_namespaced_endpoints("kube-dns", "kube-system")
-    if not any(subset.addresses for subset in endpoints.subsets or []):
-        raise NotYet("the kube-dns Service has no ready CoreDNS endpoint yet")
-    proxy = client.AppsV1Api(core.api_client).read_namespaced_daemon_set("kube-proxy", "kube-system").status
-    if not proxy.desired_number_scheduled or proxy.number_ready != proxy.desired_number_scheduled:
-        raise NotYet(f"kube-proxy ready on {proxy.number_ready} of {proxy.desired_number_scheduled} nodes")
 
 
 def _ready(core: client.CoreV1Api, name: str) -> None:
@@ -240,8 +191,11 @@ def test_kind_load_docker_image_makes_a_local_image_runnable(cluster: Cluster) -
     assert phase == "Succeeded"
 
 
-def test_kind_delete_leaves_nothing_behind(cluster: Cluster) -> None:
-    """Runs last: deletes the module's cluster and checks its containers, volumes, network are gone."""
+def test_kind_delete_leaves_nothing_behind(shared_plain_cluster: PlainCluster) -> None:
+    """Runs last (tests/k8s/conftest.py): deletes the session's plain cluster and checks its
+    containers, volumes, network are gone. It asks for the session's cluster itself: this module's
+    fixture may be torn down by then."""
+    cluster = shared_plain_cluster
     nodes = cluster.kind.node_containers()
     volumes = [name for node in nodes for name in run(
         ["docker", "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", node]).stdout.split()]
