@@ -25,6 +25,10 @@ def test_app_processes_run_as_non_root(app_container: AppContainer) -> None:
     assert not root, "processes running as root in the app container:\n" + "\n".join(root)
 
 
+#: how long a request's line may take to reach the log stream (Docker's or the kubelet's log files)
+LOG_LINE_TIMEOUT = 10.0
+
+
 @requires(AppContainer)
 def test_requests_appear_in_the_log_stream(app_container: AppContainer, deployment: Deployment,
                                            stageproof_settings: Settings) -> None:
@@ -44,7 +48,8 @@ def test_requests_appear_in_the_log_stream(app_container: AppContainer, deployme
                 return line
         raise NotYet(f"no {'JSON ' if structured else ''}line for {load.method} {path} in the log stream yet")
 
-    wait_until(request_line, what=f"the request {load.method} {path} in the app's log stream", timeout=10)
+    wait_until(request_line, what=f"the request {load.method} {path} in the app's log stream",
+               timeout=LOG_LINE_TIMEOUT)
 
 
 def _request_entry(line: str, token: str) -> bool:

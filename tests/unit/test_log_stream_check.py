@@ -69,6 +69,7 @@ def test_the_request_the_check_sent_is_found(app: Deployment) -> None:
     assert any("stageproof-log-" in path for path in Ok.seen)
 
 
-def test_a_missing_line_is_a_timeout_naming_the_request(app: Deployment) -> None:
+def test_a_missing_line_is_a_timeout_naming_the_request(app: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(containers, "LOG_LINE_TIMEOUT", 1.0)  # the same wait, not the stage's 10 s of it
     with pytest.raises(WaitTimeout, match=r"the request GET /\?stageproof-log-"):
         containers.test_requests_appear_in_the_log_stream(Logs(["nothing"]), app, GUESTBOOK)  # type: ignore[arg-type]
