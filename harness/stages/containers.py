@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from harness.core.ownership import RUN_LABEL, STAGE_LABEL, owner_alive
@@ -67,17 +68,19 @@ def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None)
         return run_id is not None or not owner_alive(labels or {})
 
     removed: list[str] = []
-    obj: Any
     for kind, objects, remove in (
         ("container", client.containers.list(all=True, filters=filters), lambda c: c.remove(force=True, v=True)),
         ("network", client.networks.list(filters=filters), lambda n: n.remove()),
         ("volume", client.volumes.list(filters=filters), lambda v: v.remove(force=True)),
     ):
-        for obj in objects:
-            labels = obj.labels if kind == "container" else obj.attrs.get("Labels")
-            if doomed(labels) and _removed(obj, remove):
-                removed.append(f"{kind} {obj.name}")
-                log.info("removed %s %s", kind, obj.name)
+        targets = [obj for obj in objects if doomed(_labels(kind, obj))]
+        # all of a kind at once, as `docker rm -f a b` does: each container's kill and removal is a
+        # round trip of its own to the daemon (0.2 s each for the docker stage's two, `nox -s bench`)
+        with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="remove") as pool:
+            gone = list(pool.map(lambda obj, remove=remove: _removed(obj, remove), targets))
+        for obj in (obj for obj, ok in zip(targets, gone, strict=True) if ok):
+            removed.append(f"{kind} {obj.name}")
+            log.info("removed %s %s", kind, obj.name)
     return removed
 
 
@@ -108,6 +111,12 @@ def labelled_objects(client: DockerClient, stage: str, run_id: str | None = None
              + [(f"network {n.name}", n.attrs.get("Labels")) for n in client.networks.list(filters=filters)]
              + [(f"volume {v.name}", v.attrs.get("Labels")) for v in client.volumes.list(filters=filters)])
     return [name for name, labels in found if not alive_only or owner_alive(labels or {})]
+
+
+def _labels(kind: str, obj: Any) -> Mapping[str, str] | None:
+    """A container's labels; a network's or a volume's are in its attributes."""
+    labels: Mapping[str, str] | None = obj.labels if kind == "container" else obj.attrs.get("Labels")
+    return labels
 
 
 def _removed(obj: Any, remove: Callable[[Any], object]) -> bool:
