@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stageproof.containers")
 INTERRUPTED_SETTLE = 1.0  # seconds between sweeps after an interrupted up (see remove_run)
+#: removals at once when a sweep finds many objects (the Docker SDK keeps 10 connections per pool)
+REMOVERS = 8
 STOP_TIMEOUT = 10  # seconds of SIGTERM grace before SIGKILL: gunicorn drains within it
 
 
@@ -76,7 +78,7 @@ def remove_labelled(client: DockerClient, stage: str, run_id: str | None = None)
         targets = [obj for obj in objects if doomed(_labels(kind, obj))]
         # all of a kind at once, as `docker rm -f a b` does: each container's kill and removal is a
         # round trip of its own to the daemon (0.2 s each for the docker stage's two, `nox -s bench`)
-        with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="remove") as pool:
+        with ThreadPoolExecutor(max_workers=min(max(1, len(targets)), REMOVERS), thread_name_prefix="remove") as pool:
             gone = list(pool.map(lambda obj, remove=remove: _removed(obj, remove), targets))
         for obj in (obj for obj, ok in zip(targets, gone, strict=True) if ok):
             removed.append(f"{kind} {obj.name}")
