@@ -242,12 +242,13 @@ class CheckSettings(_Section):
     #: how long the app may take to serve again after its database pod is killed
     database_recovery_seconds: Seconds = 60.0
     #: the chaos load's per-request and connect timeouts (a request counts as failed after them; the
-    #: failure windows allow one request timeout to drain), and how many requests may be in flight.
+    #: failure windows allow one request timeout to drain), and how many requests may be in flight
+    #: (unset: rate x request_timeout x 1.25, at least 2000, what a backend that hangs every request holds).
     #: 5 s: on a 2-core machine a pod starting beside the survivors slowed single answers past 3 s
     #: (drain: 1 of 1107 timed out at 3 s, p99 2.2 s), a wait a user sits through, not a lost request
     request_timeout: float = Field(5.0, gt=0, le=30)
     connect_timeout: float = Field(1.0, gt=0, le=30)
-    max_in_flight: int = Field(2000, ge=10, le=20000)
+    max_in_flight: int | None = Field(None, ge=10, le=20000)
     #: node failure: the share of the requests due while the node was lost that must be served
     node_loss_min_served_share: float = Field(0.25, ge=0, le=1)
     #: a crashed (SIGKILLed) app or database: how long until it serves again

@@ -42,12 +42,12 @@ from harness.core.run import run
 from harness.core.wait import NotYet, wait_until
 from harness.images.build import ensure_images
 from harness.lifecycle import StageRunner
-from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator, Sample, percentile, summarize
+from harness.load.generator import LoadGenerator, Sample, percentile, summarize
 from harness.services.engine import endpoint, engine_for
 from tools.bench_images import image_line, image_report
 from tools.bench_k8s import bench_k8s, k8s_line
 
-RATES = (100.0, 200.0, 400.0, 600.0, 800.0, 1000.0, 1500.0)
+RATES = (100.0, 200.0, 400.0, 500.0, 600.0, 800.0, 1000.0, 1500.0)
 STEP_SECONDS = 5.0
 WARMUP_SECONDS = 1.0
 TAIL_SECONDS = 0.5  # the schedule runs on past the window: its last requests are not cut off by max_seconds
@@ -100,6 +100,7 @@ class RateStep:
     slipped: float  # share of requests late by more than LATE (or never sent)
     p99_late_ms: float
     peak_in_flight: int = 0
+    max_in_flight: int = 0  # the client's cap in this step
     never_sent: int = 0
     hanging: bool = False  # against a backend that never answers: failures expected, slip and unsent not
     client_cpu_seconds: float = 0.0  # the generator's own CPU time (this process), of 2 cores here
@@ -146,7 +147,7 @@ def phases(stdout: str, stderr: str) -> dict[str, float]:
 
 
 # -- 1. the load generator's sustained rate ----------------------------------------------------
-def bench_load(settings: Settings, rates: Sequence[float], seconds: float, cap: int) -> list[RateStep]:
+def bench_load(settings: Settings, rates: Sequence[float], seconds: float, cap: int | None) -> list[RateStep]:
     """local-sqlite up in this process, then each rate in turn against the configured load request."""
     runner = StageRunner(settings)
     try:
@@ -162,7 +163,7 @@ def bench_load(settings: Settings, rates: Sequence[float], seconds: float, cap: 
         runner.stop_all()
 
 
-def bench_hanging(settings: Settings, rates: Sequence[float], seconds: float, cap: int,
+def bench_hanging(settings: Settings, rates: Sequence[float], seconds: float, cap: int | None,
                   workdir: Path) -> list[RateStep]:
     """The same rates against `hang` (a process of its own: its CPU is not the client's), which
     accepts every connection, reads it, and never answers."""
@@ -207,7 +208,7 @@ def hang(port: int) -> None:
     asyncio.run(serve())
 
 
-def load_step(settings: Settings, url: str, rate: float, seconds: float, cap: int = DEFAULT_MAX_IN_FLIGHT, *,
+def load_step(settings: Settings, url: str, rate: float, seconds: float, cap: int | None = None, *,
               hanging: bool = False) -> RateStep:
     before, cpu = load_average(), time.process_time()
     load = LoadGenerator(url, rate=rate, max_seconds=seconds + TAIL_SECONDS, timeout=REQUEST_TIMEOUT,
@@ -218,7 +219,8 @@ def load_step(settings: Settings, url: str, rate: float, seconds: float, cap: in
     while not hanging and load.elapsed() < deadline and sum(s.sent_at < seconds for s in load.samples()) < due:
         time.sleep(0.25)  # the last answers of the window (a hanging backend gives none: they are abandoned)
     result = load.stop(grace=0.0 if hanging else 1.0)
-    return rate_step(rate, seconds, load.samples(), peak_in_flight=result.peak_in_flight, hanging=hanging,
+    return rate_step(rate, seconds, load.samples(), peak_in_flight=result.peak_in_flight,
+                     max_in_flight=result.max_in_flight, hanging=hanging,
                      load_average=max(before, load_average()), client_cpu_seconds=round(time.process_time() - cpu, 2))
 
 
@@ -227,7 +229,8 @@ def _step_line(step: RateStep) -> str:
     return (f"  {step.rate:>6g}/s{' hanging' if step.hanging else ''}  sent {step.sent:>5}  failed {step.failed:>5} "
             f"({reasons})  never sent {step.never_sent}  achieved {step.achieved:7.1f}/s  p50 {step.p50_ms:6.1f} ms  "
             f"p99 {step.p99_ms:7.1f} ms  slipped {step.slipped:6.1%}  p99 late {step.p99_late_ms:7.1f} ms  "
-            f"{'sustained' if step.sustained else 'NOT sustained'}  ({step.peak_in_flight} in flight at most, client "
+            f"{'sustained' if step.sustained else 'NOT sustained'}  ({step.peak_in_flight} in flight at most of "
+            f"{step.max_in_flight}, client "
             f"CPU {step.client_cpu_seconds:g}s, load avg {step.load_average:g})")
 
 
@@ -417,8 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=PARTS, help="measure only this (repeatable)")
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--seconds", type=float, default=STEP_SECONDS, help="how long each rate is held")
-    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
-                        help="the load client's in-flight cap (default: as the chaos checks use it)")
+    parser.add_argument("--max-in-flight", type=int, default=None,
+                        help="the load client's in-flight cap (default: as the chaos checks derive it from the "
+                             "rate and the timeout)")
     parser.add_argument("--repeat", type=int, default=3, help="bring-ups per stage and flow")
     parser.add_argument("--output", type=Path, default=Path("reports/bench.json"))
     args = parser.parse_args(argv)
@@ -450,9 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def load_report(settings: Settings, rates: Sequence[float], seconds: float, cap: int) -> dict[str, Any]:
+def load_report(settings: Settings, rates: Sequence[float], seconds: float, cap: int | None) -> dict[str, Any]:
+    shown = cap or "rate x timeout x 1.25, at least 2000"
     print(f"load generator, open loop, {seconds:g}s per rate, slipped = more than {LATE * 1000:g} ms late "
-          f"or never sent, in-flight cap {cap}, timeout {REQUEST_TIMEOUT:g}s:")
+          f"or never sent, in-flight cap {shown}, timeout {REQUEST_TIMEOUT:g}s:")
     steps = bench_load(settings, rates, seconds, cap)
     print("the same rates against a backend that accepts and never answers (sustained = nothing never sent, "
           "< 1% slipped):")
@@ -466,7 +471,7 @@ def load_report(settings: Settings, rates: Sequence[float], seconds: float, cap:
     return {"steps": [{**asdict(step), "sustained": step.sustained} for step in steps],
             "hanging_steps": [{**asdict(step), "sustained": step.sustained} for step in hanging],
             "highest_sustained_rate": best, "highest_sustained_rate_hanging": best_hanging, "goal_rate": GOAL_RATE,
-            "goal_met": met, "max_in_flight": cap, "timeout": REQUEST_TIMEOUT}
+            "goal_met": met, "max_in_flight": shown, "timeout": REQUEST_TIMEOUT}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 from harness.core.wait import NotYet, wait_until
 from harness.load import verdicts
 from harness.load.body import BodyCheck, Mark
-from harness.load.generator import DEFAULT_MAX_IN_FLIGHT, LoadGenerator
+from harness.load.generator import LoadGenerator
 from harness.load.samples import LoadResult, Sample
 from harness.load.verdicts import MIN_TAIL, Verdict
 
@@ -109,7 +109,7 @@ def measure_disruption(url: str, what: str, disrupt: Callable[[], object], *,
                        max_seconds: float = 60.0, warmup: float = 2.0, settle: float | None = None,
                        timeout: float = 5.0, connect_timeout: float | None = None, method: str = "GET",
                        expect_status: int = 200, body: BodyCheck | None = None, mark: Mark | None = None,
-                       max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, tail: float = MIN_TAIL) -> DisruptionResult:
+                       max_in_flight: int | None = None, tail: float = MIN_TAIL) -> DisruptionResult:
     """Load `url`, wait for a clean baseline of `warmup` seconds, `disrupt()`, wait for
     `recovered()` (it blocks and raises on its own timeout), then keep loading `settle` seconds:
     by default one request timeout (the drain) + `tail`, what the verdicts need to see a late failure."""

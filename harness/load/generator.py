@@ -5,7 +5,9 @@ after it), each on a fresh connection, so every request is balanced anew by what
 of the app (kube-proxy, a compose port, ...). Nothing is ever retried: a failed request is counted
 with its reason. The client is asyncio in a thread of its own with its own event loop (the checks
 stay synchronous): each due request is a task, so concurrency grows with what is in flight, up to
-`max_in_flight` (a request due at the cap is counted "never sent"). Everything is bounded: a
+`max_in_flight` (a request due at the cap is counted "never sent"). By default the cap is what the
+schedule holds when every request hangs for its whole timeout (rate x timeout, with a quarter more),
+so a hanging backend never starves the client. Everything is bounded: a
 per-request timeout and a shorter connect timeout, no request is due after `max_seconds` (one the
 client sends late goes out late, its lateness recorded, rather than being dropped), and
 `stop()` abandons what is still in flight after `STOP_GRACE`, whatever the backend does.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import resource
 import threading
@@ -22,6 +25,7 @@ import time
 
 from harness.load.body import BodyCheck, Mark
 from harness.load.client import Exchange, Request, require_loopback
+from harness.load.collector import held_back
 from harness.load.samples import ABANDONED, OVERLOADED, ClientBounds, LoadResult, Sample, percentile, summarize
 
 __all__ = ["ABANDONED", "MAX_RATE_CAP", "OVERLOADED", "LoadGenerator", "LoadResult", "Sample", "percentile",
@@ -30,10 +34,12 @@ __all__ = ["ABANDONED", "MAX_RATE_CAP", "OVERLOADED", "LoadGenerator", "LoadResu
 MAX_SECONDS_CAP = 300.0
 MAX_RATE_CAP = 2000.0
 MAX_TIMEOUT = 60.0
-#: requests in flight at once, by default: 200 req/s against a backend that hangs each request
-#: for the whole 5 s timeout keeps 1,000 in flight; twice that leaves room (one socket each)
-DEFAULT_MAX_IN_FLIGHT = 2000
-MAX_IN_FLIGHT_CAP = 10000
+#: the default cap on requests in flight is rate x timeout (what a backend that hangs every request
+#: for its whole timeout keeps open, one socket each) times this, and at least MIN_IN_FLIGHT (the
+#: former fixed default: room for a client made late by a busy machine at the chaos checks' rates)
+IN_FLIGHT_HEADROOM = 1.25
+MIN_IN_FLIGHT = 2000
+MAX_IN_FLIGHT_CAP = 20000
 DEFAULT_CONNECT_TIMEOUT = 2.0
 STOP_GRACE = 1.0
 SPARE_DESCRIPTORS = 256  # for everything else the process has open (the checks, the stage, logs)
@@ -45,9 +51,11 @@ class LoadGenerator:
 
     def __init__(self, url: str, *, rate: float = 20.0, max_seconds: float = 60.0, timeout: float = 5.0,
                  connect_timeout: float | None = None, expect_status: int = 200, method: str = "GET",
-                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, body: BodyCheck | None = None,
+                 max_in_flight: int | None = None, body: BodyCheck | None = None,
                  mark: Mark | None = None) -> None:
         connect = min(DEFAULT_CONNECT_TIMEOUT, timeout) if connect_timeout is None else connect_timeout
+        if max_in_flight is None:
+            max_in_flight = hanging_in_flight(rate, timeout)
         _validate(rate=rate, max_seconds=max_seconds, timeout=timeout, connect_timeout=connect,
                   max_in_flight=max_in_flight, method=method)
         self.request = Request(url, method.upper(), expect_status, timeout, connect, body, mark)
@@ -143,7 +151,8 @@ class LoadGenerator:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            with held_back():
+                asyncio.run(self._main())
         except BaseException as err:  # reported by stop(): a load that died must not read as a clean run
             self._crash = err
 
@@ -222,6 +231,15 @@ def _forget(task: asyncio.Task[None], tasks: set[asyncio.Task[None]], idle: asyn
     tasks.discard(task)
     if not tasks:
         idle.set()
+
+
+def hanging_in_flight(rate: float, timeout: float) -> int:
+    """The default cap: what the open-loop schedule holds at once when the backend answers nothing
+    (each request open for its whole timeout), with headroom, within what this process may open."""
+    wanted = max(MIN_IN_FLIGHT, math.ceil(rate * timeout * IN_FLIGHT_HEADROOM))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    allowed = MAX_IN_FLIGHT_CAP if hard == resource.RLIM_INFINITY else hard - SPARE_DESCRIPTORS
+    return max(1, min(wanted, MAX_IN_FLIGHT_CAP, allowed))
 
 
 def _ensure_descriptors(needed: int) -> None:

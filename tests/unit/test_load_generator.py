@@ -126,8 +126,37 @@ def test_the_timeouts_are_stated_in_the_result(serve: HangingBackend) -> None:
         threading.Event().wait(0.4)
     assert load.result is not None
     assert (load.result.timeout, load.result.connect_timeout) == (3, 1)
-    assert load.result.max_in_flight == 2000
+    assert load.result.max_in_flight == 2000  # 20/s x 3 s x 1.25 is below the floor
     assert "timeout 3s (connect 1s)" in load.result.summary()
+
+
+def test_the_default_cap_holds_what_a_hanging_backend_keeps_open() -> None:
+    """At 1,000 req/s and a 5 s timeout an open loop holds 5,000 requests against a backend that
+    never answers: the old fixed cap of 2,000 counted 3,000 of them never sent."""
+    from harness.load.generator import MIN_IN_FLIGHT, hanging_in_flight
+
+    assert hanging_in_flight(1000, 5) == 6250
+    assert hanging_in_flight(25, 5) == MIN_IN_FLIGHT
+    assert LoadGenerator("http://127.0.0.1:1/", rate=600, timeout=5).max_in_flight == 3750
+
+
+def test_the_default_cap_stays_within_the_open_files_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from harness.load.generator import SPARE_DESCRIPTORS, hanging_in_flight
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    assert hanging_in_flight(1000, 5) == 4096 - SPARE_DESCRIPTORS
+
+
+def test_a_hanging_backend_at_600_per_second_leaves_nothing_unsent(serve: HangingBackend) -> None:
+    """The default cap against a backend that hangs every request: none is counted never sent."""
+    serve.hang_until = 99.0
+    load = LoadGenerator(serve.url, rate=600, max_seconds=4, timeout=5).start()
+    assert load.wait_scheduled(30)
+    result = load.stop(grace=0.0)
+    assert result.sent == 2400 and result.never_sent == 0, result.reasons
+    assert result.peak_in_flight > 2000
 
 
 def test_a_connect_timeout_shorter_than_the_request_timeout_is_required() -> None:
@@ -290,3 +319,20 @@ def test_a_timeout_the_stalled_client_noticed_late_is_not_counted_as_the_apps(se
     verdict = zero_failures(load.samples(), disrupted_at=0.0, recovered_at=0.2)
     assert any("stalled" in p and "inconclusive" in p for p in verdict.problems), verdict.problems
     assert not any("requests failed" in p for p in verdict.problems), "the client's stall was blamed on the app"
+
+
+def test_the_collector_is_held_back_while_loads_run_and_restored_after_the_last(serve: HangingBackend) -> None:
+    """A full collection over thousands of tasks in flight stalls the schedule: while any load
+    runs, older objects are frozen and young collections are rarer; overlapping loads restore it once."""
+    import gc
+
+    from harness.load.collector import LOAD_THRESHOLD
+
+    before = gc.get_threshold()
+    first = LoadGenerator(serve.url, rate=20, max_seconds=0.5).start()
+    second = LoadGenerator(serve.url, rate=20, max_seconds=2).start()
+    assert gc.get_threshold()[0] == LOAD_THRESHOLD and gc.get_freeze_count() > 0
+    first.stop()
+    assert gc.get_threshold()[0] == LOAD_THRESHOLD, "the first load to end must not restore it"
+    second.stop()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
