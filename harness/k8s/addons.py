@@ -28,16 +28,19 @@ def images() -> list[str]:
     return list(ensure_addon_images().values())
 
 
-def install(kubectl: Kubectl, api: Api, *, ingress_node_port: int, timeout: float,
-            diagnostics: Callable[[], str]) -> None:
-    """`kubectl apply` both add-ons, then wait (watch) until the engine runs Ready on every node
-    and the ingress controller has rolled out. Their images must already be loaded."""
+def apply(kubectl: Kubectl, *, ingress_node_port: int) -> None:
+    """`kubectl apply` both add-ons. Their images are in the node image (or loaded by the provider)
+    already, so their pods start while the run delivers the app's images; `wait_ready` then waits."""
     from harness.images.addons import addon_manifests
 
     with tempfile.TemporaryDirectory(prefix="stageproof-addons-") as tmp:
         path = Path(tmp) / "addons.yaml"
         path.write_text(addon_manifests(ingress_node_port=ingress_node_port))
         kubectl("apply", "-f", str(path))
+
+
+def wait_ready(api: Api, *, timeout: float, diagnostics: Callable[[], str]) -> None:
+    """Wait (watch) until the engine runs Ready on every node and the ingress controller has rolled out."""
     namespace, name = ENGINE
     nodes = len(api.core.list_node().items)  # its pods first: an image a node lacks fails at once, not at the timeout
     watch_until(api.core.list_namespaced_pod, status.pods_settled(nodes, f"daemonset {namespace}/{name}"),

@@ -1,6 +1,6 @@
 """The k8s stage's bring-up as an ordered list of named, timed steps (like kind's create actions):
 
-    images -> cluster -> render -> deliver -> add-ons -> namespace -> apply to Ready
+    images -> cluster -> add-ons applied -> render -> deliver -> add-ons ready -> namespace -> apply to Ready
 
 Each step prints its name and time as it ends; the times go into the run summary. A step that fails
 carries the namespace's pods, events and logs (harness/k8s/deployed.py) once the cluster answers.
@@ -55,6 +55,10 @@ class Bringup:
         self.api = connect(access.kubectl.kubeconfig, access.kubectl.context)
         summary = [addons.node_summary(self.api, access.name)]
         say(f"[stageproof] k8s: {summary[0]}")
+        ours = self.provider.info().ours
+        if ours:  # their images are in place already: they start while the app's images are delivered
+            with self._step("add-ons applied"):
+                addons.apply(access.kubectl, ingress_node_port=self.spec.ingress_node_port)
         chart = ChartRelease(self.settings, helm_for(access.kubectl, self.spec.namespace),
                              access.kubectl) if self.spec.chart is not None else None
         with self._step("render the chart" if chart else "render the manifests"):
@@ -63,7 +67,6 @@ class Bringup:
         for note in env_notes(theirs, self.settings, self.release):
             say(f"[stageproof] k8s: {note}")
             summary.append(note)
-        ours = self.provider.info().ours
         self.deployed = Deployed(self.settings, self.api, access.kubectl, theirs, self.run_id, self.release,
                                  image=app_image, ingress_class=addons.INGRESS_CLASS if ours else None, chart=chart)
         if chart is not None and app_image in refs and (hooked := chart.hook_images(self._app_name())):
@@ -77,8 +80,8 @@ class Bringup:
                                                   for ref, size in image_sizes(delivered).items()))
         if ours:
             with self._step("add-ons ready"):
-                addons.install(access.kubectl, self.api, ingress_node_port=self.spec.ingress_node_port,
-                               timeout=self.spec.up_timeout, diagnostics=lambda: addons.diagnostics(access.kubectl))
+                addons.wait_ready(self.api, timeout=self.spec.up_timeout,
+                                  diagnostics=lambda: addons.diagnostics(access.kubectl))
         with self._step("namespace"):
             self._fresh_namespace(self.api)
         with self._step("apply to Ready"):
